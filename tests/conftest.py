@@ -7,7 +7,7 @@ os.environ.setdefault('HF_DATASETS_OFFLINE', '1')
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared():
     from bailong.data import shared_path
     return shared_path('README.md').parent

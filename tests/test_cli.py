@@ -4,7 +4,8 @@ import pytest
 from conftest import run_cli
 
 
-@pytest.mark.parametrize('cmd', [[], ['data'], ['data', 'prepare'], ['quickstart']])
+@pytest.mark.parametrize('cmd', [[], ['data'], ['data', 'prepare'], ['tokenizer'], ['tokenizer', 'extend'],
+                                 ['tokenizer', 'stats'], ['quickstart']])
 def test_help_everywhere(cmd):
     r = run_cli(*cmd, '--help')
     assert r.returncode == 0 and r.stdout.startswith('usage: bailong'), r.stderr
@@ -72,3 +73,7 @@ def test_quickstart_end_to_end(tmp_path):
     summary = json.loads((tmp_path/'qs/summary.json').read_text(encoding='utf-8'))
     assert summary['stages']['data']['train_docs'] > 5000
     assert (tmp_path/'qs/data/train.jsonl').exists()
+    tok = summary['stages']['tokenizer']
+    assert tok['vocab'] == 49152 + 2000 and tok['tokens_per_char_after'] < 0.6 * tok['tokens_per_char_before']
+    from transformers import AutoTokenizer
+    assert len(AutoTokenizer.from_pretrained(tok['dir'])) == 51152
