@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_tokenizer.ipynb #c002
 from __future__ import annotations
-import collections, heapq, html, importlib.util, json, re, shutil, tempfile, time
+import collections, functools, heapq, html, importlib.util, json, re, shutil, tempfile, time
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import sentencepiece as spm
@@ -239,8 +239,16 @@ def extend_sentencepiece(base: BaseTokenizer, docs, cfg: ExtendConfig, lexicon=N
     naive = cfg.method == 'naive'
     lexicon = {} if naive or not cfg.lexicon else (lexicon if lexicon is not None else zh_lexicon(cfg.lexicon_power))
     rows = _training_rows(docs, lexicon, cfg, lead='' if naive else ' ')
-    n_chars = len({c for t, _ in rows for c in t})  # SentencePiece's vocabulary includes every kept character
-    zh = train_zh_sentencepiece(rows, n_chars + round(cfg.n_new * 1.25) + 1000, cfg, bailong_style=not naive)
+    if naive:  # as Chinese-LLaMA-Alpaca: a vocabulary whose missing pieces are about n_new, all of them merged
+        have = {p.piece for p in base.proto.pieces}
+        vocab = cfg.n_new + 1000
+        for _ in range(3):  # grow the vocabulary until enough of it is missing from the base
+            zh = train_zh_sentencepiece(rows, vocab, cfg, bailong_style=False)
+            if (missing := sum(p.type == 1 and p.piece not in have for p in zh.pieces)) >= cfg.n_new: break
+            vocab += cfg.n_new - missing + 100
+    else:
+        n_chars = len({c for t, _ in rows for c in t})  # SentencePiece's vocabulary includes every kept character
+        zh = train_zh_sentencepiece(rows, n_chars + round(cfg.n_new * 1.25) + 1000, cfg)
     pieces = select_pieces_sp(base.proto, zh, char_ranking(docs, lexicon), cfg)
     report = {'family': 'sentencepiece', 'method': cfg.method, 'base_size': len(base), 'n_new': len(pieces),
               'size': len(base) + len(pieces), 'new_chars': sum(len(p) == 1 for p in pieces),
@@ -266,27 +274,27 @@ def continue_bpe(words: dict, n_merges: int, allowed, existing=frozenset(), prog
     "Learn up to `n_merges` merges on top of segmented `words` ({tuple of tokens: count}); returns [(a, b), ...]."
     seqs, counts = [list(w) for w in words], list(words.values())
     pairs, where = collections.Counter(), collections.defaultdict(set)
-    ok = lambda a, b: a + b not in existing and allowed(a, b)
-    def add(i, sign):
+    ok = functools.lru_cache(maxsize=None)(lambda a, b: a + b not in existing and allowed(a, b))
+    def add(i, sign, changed):
         s = seqs[i]
-        for a, b in zip(s, s[1:]):
-            if ok(a, b): pairs[a, b] += sign * counts[i]; where[a, b].add(i)
-    for i in range(len(seqs)): add(i, 1)
+        for p in zip(s, s[1:]):
+            if ok(*p): pairs[p] += sign * counts[i]; where[p].add(i); changed.add(p)
+    for i in range(len(seqs)): add(i, 1, set())
     heap = [(-c, p) for p, c in pairs.items()]; heapq.heapify(heap)
-    merges, bar = [], tqdm(total=n_merges, desc='BPE merges', disable=not progress, leave=False)
+    merges, bar = [], tqdm(total=n_merges, desc='BPE merges', disable=not progress, leave=False, mininterval=1)
     while heap and len(merges) < n_merges:
         c, (a, b) = heapq.heappop(heap)
         if pairs.get((a, b), 0) != -c or c == 0: continue  # stale entry
-        merges.append((a, b)); bar.update()
-        for i in list(where.pop((a, b))):
-            add(i, -1); s, out, j = seqs[i], [], 0
+        merges.append((a, b)); bar.update(); changed = set()
+        for i in where.pop((a, b)):
+            add(i, -1, changed); s, out, j = seqs[i], [], 0
             while j < len(s):
                 if j + 1 < len(s) and s[j] == a and s[j + 1] == b: out.append(a + b); j += 2
                 else: out.append(s[j]); j += 1
-            seqs[i] = out; add(i, 1)
-            for p in zip(out, out[1:]):
-                if p in pairs and pairs[p] > 0: heapq.heappush(heap, (-pairs[p], p))
+            seqs[i] = out; add(i, 1, changed)
         del pairs[a, b]
+        for p in changed - {(a, b)}:
+            if pairs[p] > 0: heapq.heappush(heap, (-pairs[p], p))
     bar.close()
     return merges
 
