@@ -13,8 +13,8 @@ from .data import DataError, atomic_dir
 from .tokenizer import load_hf_tokenizer
 
 # %% auto #0
-__all__ = ['METHODS', 'new_token_ids', 'decompose', 'init_rows', 'is_tied', 'resize_and_init', 'load_model', 'save_model',
-           'bits_per_char', 'train_embeddings', 'CompareConfig', 'compare_inits', 'plot_compare']
+__all__ = ['METHODS', 'new_token_ids', 'decompose', 'init_rows', 'grow_embeddings', 'is_tied', 'resize_and_init', 'load_model',
+           'save_model', 'bits_per_char', 'train_embeddings', 'CompareConfig', 'compare_inits', 'plot_compare']
 
 # %% ../nbs/02_embeddings.ipynb #c005
 METHODS = ('zip-tie', 'zip-tie-norm', 'mean', 'noisy-mean', 'random')
@@ -59,6 +59,23 @@ def init_rows(old: torch.Tensor, parts: list[list[int]], method: str = 'zip-tie'
     return rows.to(old.dtype)
 
 # %% ../nbs/02_embeddings.ipynb #c013
+def grow_embeddings(model, n_rows: int, ids: list[int], rows_in: torch.Tensor, rows_out: torch.Tensor | None = None):
+    "Give the input (and a separate output) embedding `n_rows` rows, with `rows_in`/`rows_out` at `ids`."
+    emb, head, tied = model.get_input_embeddings(), model.get_output_embeddings(), is_tied(model)
+    def grown(w, rows):  # one allocation, no random init of rows we overwrite anyway (that alone took seconds)
+        w, rows = w.detach(), rows.to(w.dtype)
+        if ids == list(range(len(w), n_rows)): return torch.nn.Parameter(torch.cat([w, rows]))
+        g = torch.empty(n_rows, w.shape[1], dtype=w.dtype, device=w.device); g[:len(w)] = w; g[ids] = rows
+        return torch.nn.Parameter(g)
+    model.set_input_embeddings(torch.nn.Embedding(n_rows, emb.embedding_dim, padding_idx=emb.padding_idx, _weight=grown(emb.weight, rows_in)))
+    if head is not None:
+        new_head = torch.nn.Linear(head.in_features, n_rows, bias=head.bias is not None, device='meta')
+        new_head.weight = model.get_input_embeddings().weight if tied else grown(head.weight, rows_out)
+        if head.bias is not None: new_head.bias = torch.nn.Parameter(torch.cat([head.bias.detach(), head.bias.new_zeros(n_rows - len(head.bias))]))
+        model.set_output_embeddings(new_head)
+    model.config.vocab_size = n_rows
+    return model
+
 def is_tied(model) -> bool:
     out = model.get_output_embeddings()
     return out is not None and out.weight is model.get_input_embeddings().weight
@@ -75,16 +92,13 @@ def resize_and_init(model, base_tok, new_tok, method: str = 'zip-tie', tie: bool
     ids = new_token_ids(base_tok, new_tok)
     parts, g = decompose(base_tok, new_tok, ids), torch.Generator().manual_seed(seed)
     was_tied, std = is_tied(model), getattr(model.config, 'initializer_range', 0.02)
-    old_in = model.get_input_embeddings().weight[:len(base_tok)].detach().clone()
-    old_out = None if was_tied else model.get_output_embeddings().weight[:len(base_tok)].detach().clone()
-    model.resize_token_embeddings(max(len(new_tok), rows), mean_resizing=False)
-    idx = torch.tensor(ids)
-    with torch.no_grad():
-        model.get_input_embeddings().weight[idx] = init_rows(old_in, parts, method, std, g)
-        if old_out is not None:
-            head = (init_rows(old_out, [p[:1] for p in parts], 'zip-tie') if head_rule == 'first'
+    old_in = model.get_input_embeddings().weight[:len(base_tok)].detach()  # views: the old rows are only read
+    rows_in, rows_out = init_rows(old_in, parts, method, std, g), None
+    if not was_tied:
+        old_out = model.get_output_embeddings().weight[:len(base_tok)].detach()
+        rows_out = (init_rows(old_out, [p[:1] for p in parts], 'zip-tie') if head_rule == 'first'
                     else init_rows(old_out, parts, method, std, g))
-            model.get_output_embeddings().weight[idx] = head
+    with torch.no_grad(): grow_embeddings(model, max(len(new_tok), rows), ids, rows_in, rows_out)
     if tie and not was_tied:
         model.config.tie_word_embeddings = True
         model.get_output_embeddings().weight = model.get_input_embeddings().weight
