@@ -275,6 +275,7 @@ def continue_bpe(words: dict, n_merges: int, allowed, existing=frozenset(), prog
     seqs, counts = [list(w) for w in words], list(words.values())
     pairs, where = collections.Counter(), collections.defaultdict(set)
     ok = functools.lru_cache(maxsize=None)(lambda a, b: a + b not in existing and allowed(a, b))
+    made = set()  # a merge must not produce a token an earlier merge produced (ab+c and a+bc are both 'abc')
     def add(i, sign, changed):
         s = seqs[i]
         for p in zip(s, s[1:]):
@@ -285,7 +286,8 @@ def continue_bpe(words: dict, n_merges: int, allowed, existing=frozenset(), prog
     while heap and len(merges) < n_merges:
         c, (a, b) = heapq.heappop(heap)
         if pairs.get((a, b), 0) != -c or c == 0: continue  # stale entry
-        merges.append((a, b)); bar.update(); changed = set()
+        if a + b in made: del pairs[a, b]; where.pop((a, b), None); continue
+        merges.append((a, b)); made.add(a + b); bar.update(); changed = set()
         for i in where.pop((a, b)):
             add(i, -1, changed); s, out, j = seqs[i], [], 0
             while j < len(s):
