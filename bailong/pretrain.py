@@ -325,7 +325,8 @@ def export(cfg: PretrainConfig, model, tok, src, new_ids, valid) -> dict:
                'bits_per_char_start': evals[0]['eval_bits_per_char'] if evals else None,
                'bits_per_char_end': evaluate(model, tok, valid), 'eval_texts': len(valid)}
     (out/'summary.json').write_text(json.dumps(summary, indent=1))
-    import matplotlib; matplotlib.use('Agg') if not _in_notebook() else None
+    import matplotlib
+    if not _in_notebook(): matplotlib.use('Agg')  # headless CLI runs still write loss.png
     plot_metrics(rows).figure.savefig(out/'loss.png', dpi=100, bbox_inches='tight')
     return summary
 

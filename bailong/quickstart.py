@@ -4,7 +4,7 @@
 
 # %% ../nbs/80_quickstart.ipynb #c002
 from __future__ import annotations
-import copy, json, time
+import copy, json, shutil, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from .data import PrepareConfig, prepare_corpus, save_prepared, format_report, sample_path, read_corpus
@@ -71,7 +71,7 @@ def stage_pretrain(cfg: QuickstartConfig, results: dict) -> dict:
                           tokenizer=results['embeddings']['dir'], corpus=[str(Path(results['data']['dir'])/'train.jsonl')],
                           block_size=64, micro_batch=4, steps=cfg.pretrain_steps, eval_every=cfg.pretrain_steps, save_every=0,
                           lr=1e-3, embedding_lr=1e-3, warmup_steps=2, eval_texts=32, seed=cfg.seed, out=str(Path(cfg.out)/'pretrain'))
-    if Path(pcfg.out).exists(): __import__('shutil').rmtree(pcfg.out)
+    if Path(pcfg.out).exists(): shutil.rmtree(pcfg.out)  # the quickstart replaces its own earlier run
     s = pretrain(pcfg)
     print(f"held-out bits/char {s['bits_per_char_start']:.3f} -> {s['bits_per_char_end']:.3f} after {pcfg.steps} steps")
     return {'bits_per_char_before': round(s['bits_per_char_start'], 3), 'bits_per_char_after': round(s['bits_per_char_end'], 3),
