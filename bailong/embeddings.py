@@ -141,8 +141,9 @@ def _batch(enc, pad_id=0):
     return ids, mask, ids.masked_fill(mask == 0, -100)
 
 def _nll_nats(model, ids, mask, labels):
-    logits = model(input_ids=ids, attention_mask=mask).logits
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), reduction='sum')
+    dev = model.get_input_embeddings().weight.device  # the batch is built on the CPU
+    logits = model(input_ids=ids.to(dev), attention_mask=mask.to(dev)).logits
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten().to(dev), reduction='sum')
 
 @torch.no_grad()
 def bits_per_char(model, tok, texts, batch_size: int = 8, max_tokens: int = 1024) -> float:

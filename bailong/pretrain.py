@@ -4,24 +4,29 @@
 
 # %% ../nbs/04_pretrain.ipynb #c002
 from __future__ import annotations
-import dataclasses, json, math, os, random, re, tempfile, time
+import contextlib, dataclasses, json, math, os, random, re, tempfile, time
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 from .data import DataError, atomic_dir, read_corpus, clean_corpus, train_valid_split, pack_corpus
 from .tokenizer import load_hf_tokenizer, smollm2_gguf, extend_tokenizer, save_extension
 from .embeddings import load_model, resize_and_init, new_token_ids, bits_per_char, METHODS
 
 # %% auto #0
-__all__ = ['EMBEDDING_MODES', 'OPTIMIZERS', 'TINY', 'PretrainConfig', 'load_config', 'check_config', 'keep_4bit_differentiable',
-           'build_model', 'load_docs', 'pack_docs', 'block_order', 'build_optimizer', 'save_checkpoint',
-           'latest_checkpoint', 'load_checkpoint', 'pretrain', 'evaluate', 'export', 'plot_metrics']
+__all__ = ['EMBEDDING_MODES', 'OPTIMIZERS', 'DTYPES', 'TINY', 'PretrainConfig', 'load_config', 'check_config',
+           'keep_4bit_differentiable', 'load_base_model', 'wrap_model', 'build_model', 'autocast', 'mixed_precision',
+           'fuse_kernels', 'LMLoss', 'load_docs', 'pack_docs', 'block_order', 'build_optimizer', 'save_checkpoint',
+           'latest_checkpoint', 'load_checkpoint', 'main_process_first', 'pretrain', 'evaluate', 'export',
+           'plot_metrics']
 
 # %% ../nbs/04_pretrain.ipynb #c005
 EMBEDDING_MODES = ('full', 'lora', 'new-rows', 'frozen')
 OPTIMIZERS = ('adamw', 'adamw8bit', 'paged_adamw8bit', 'paged_adamw32bit')
+DTYPES = ('float32', 'bfloat16', 'float16')
 
 @dataclass
 class PretrainConfig:
@@ -38,7 +43,10 @@ class PretrainConfig:
     load_in_4bit: bool = True
     quant_type: str = 'nf4'
     double_quant: bool = True
-    compute_dtype: str = 'float32'      # 'bfloat16' on a GPU
+    compute_dtype: str = 'float32'      # 'bfloat16' on a GPU: activations and matrix products in bf16 (autocast)
+    trainable_dtype: str = 'float32'    # dtype of the trained parameters (float32 masters; 'bfloat16' saves memory, see below)
+    loss_chunk: int = 0                 # >0: run head + cross-entropy over this many tokens at a time, logits never stored whole
+    fused_kernels: bool = False         # Liger's Triton kernels for RMSNorm, SwiGLU and RoPE (CUDA, Llama; pip install liger-kernel)
     allow_no_4bit: bool = False         # fall back to LoRA on an unquantized base when 4-bit is unavailable
     lora_r: int = 8
     lora_alpha: int = 16
@@ -86,6 +94,11 @@ def check_config(cfg: PretrainConfig) -> PretrainConfig:
     if not cfg.corpus: raise DataError("corpus: give at least one corpus file")
     for name in ('block_size', 'micro_batch', 'grad_accum', 'steps', 'lora_r'):
         if getattr(cfg, name) < 1: raise DataError(f"{name}={getattr(cfg, name)}: expected a positive integer")
+    for name in ('compute_dtype', 'trainable_dtype'):
+        if getattr(cfg, name) not in DTYPES: raise DataError(f"{name}={getattr(cfg, name)!r}: expected one of {', '.join(DTYPES)}")
+    if cfg.compute_dtype == 'float32' and cfg.trainable_dtype != 'float32':
+        raise DataError(f"trainable_dtype={cfg.trainable_dtype!r} needs compute_dtype bfloat16 or float16 (float32 compute would mix dtypes)")
+    if cfg.loss_chunk < 0: raise DataError(f"loss_chunk={cfg.loss_chunk}: expected 0 (off) or a positive number of tokens")
     return cfg
 
 # %% ../nbs/04_pretrain.ipynb #c010
@@ -149,38 +162,90 @@ def _peft_config(cfg: PretrainConfig, new_ids: list[int], tied: bool):
     return LoraConfig(target_modules=targets, **kw)
 
 # %% ../nbs/04_pretrain.ipynb #c015
-def build_model(cfg: PretrainConfig, workdir: Path, docs_for_extension=None):
-    "Tokenizer, peft-wrapped model and the new token ids for `cfg`."
+def load_base_model(cfg: PretrainConfig, src: str, device: str):
+    "The base model from `src`, 4-bit if configured, on `device`, checked against the block size."
     from transformers import AutoModelForCausalLM
-    from peft import get_peft_model
-    base_tok = _base_tokenizer(cfg)
-    if cfg.tokenizer: tok = load_hf_tokenizer(cfg.tokenizer)
-    elif cfg.extend_tokenizer:
-        ext_dir = Path(cfg.out)/'tokenizer'
-        if not ext_dir.exists():
-            (workdir/'docs.txt').write_text('\n'.join(d.replace('\n', ' ') for d in docs_for_extension), encoding='utf-8')
-            save_extension(extend_tokenizer(cfg.base_tokenizer or (smollm2_gguf() if cfg.model == 'bailong:tiny-llama' else cfg.model),
-                                            workdir/'docs.txt', cfg.extend_tokenizer), ext_dir)
-        tok = load_hf_tokenizer(ext_dir)
-    else: tok = base_tok
-    device = cfg.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    src = _model_source(cfg, base_tok, workdir)
     model = AutoModelForCausalLM.from_pretrained(src, quantization_config=_quantization(cfg), dtype=getattr(torch, cfg.compute_dtype),
                                                  device_map={'': device})
     keep_4bit_differentiable(model)
     limit = getattr(model.config, 'max_position_embeddings', None)
     if limit and cfg.block_size > limit: raise DataError(f"block_size={cfg.block_size} is above the model's maximum of {limit} positions")
+    return model
+
+def wrap_model(cfg: PretrainConfig, model, new_ids: list[int]):
+    "LoRA and the embedding mode on `model`, with the speed settings of the next section."
+    from peft import get_peft_model
+    tied = model.get_output_embeddings().weight is model.get_input_embeddings().weight
+    if cfg.fused_kernels: fuse_kernels(model)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False}); model.enable_input_require_grads()
+    return mixed_precision(get_peft_model(model, _peft_config(cfg, new_ids, tied)), cfg)
+
+# %% ../nbs/04_pretrain.ipynb #c016
+def build_model(cfg: PretrainConfig, workdir: Path, docs_for_extension=None):
+    "Tokenizer, peft-wrapped model, the new token ids and the base model's source for `cfg`."
+    base_tok = _base_tokenizer(cfg)
+    if cfg.tokenizer: tok = load_hf_tokenizer(cfg.tokenizer)
+    elif cfg.extend_tokenizer:
+        ext_dir = Path(cfg.out)/'tokenizer'
+        with main_process_first():  # one process learns the pieces, the others read them
+            if not ext_dir.exists():
+                (workdir/'docs.txt').write_text('\n'.join(d.replace('\n', ' ') for d in docs_for_extension), encoding='utf-8')
+                save_extension(extend_tokenizer(cfg.base_tokenizer or (smollm2_gguf() if cfg.model == 'bailong:tiny-llama' else cfg.model),
+                                                workdir/'docs.txt', cfg.extend_tokenizer), ext_dir)
+        tok = load_hf_tokenizer(ext_dir)
+    else: tok = base_tok
+    src = _model_source(cfg, base_tok, workdir)
+    model = load_base_model(cfg, src, _device(cfg))
     rows = model.get_input_embeddings().weight.shape[0]
     if len(base_tok) > rows:
         raise DataError(f"vocabulary mismatch: the base tokenizer has {len(base_tok)} tokens but the model only {rows} embedding rows")
     new_ids = new_token_ids(base_tok, tok)
     if len(tok) > rows: resize_and_init(model, base_tok, tok, method=cfg.init, seed=cfg.seed)
-    tied = model.get_output_embeddings().weight is model.get_input_embeddings().weight
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False}); model.enable_input_require_grads()
-    return tok, get_peft_model(model, _peft_config(cfg, new_ids, tied)), new_ids, src
+    return tok, wrap_model(cfg, model, new_ids), new_ids, src
 
-# %% ../nbs/04_pretrain.ipynb #c017
+# %% ../nbs/04_pretrain.ipynb #c018
+def _device(cfg: PretrainConfig) -> str:
+    if cfg.device: return cfg.device
+    if torch.cuda.is_available(): return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    return 'cpu'
+
+def autocast(cfg: PretrainConfig, device):
+    "Matrix products in `compute_dtype` when that is bf16/fp16; a no-op in float32."
+    dt = getattr(torch, cfg.compute_dtype)
+    return torch.autocast(torch.device(device).type, dtype=dt, enabled=dt != torch.float32)
+
+def mixed_precision(model, cfg: PretrainConfig):
+    "Trained parameters in `trainable_dtype`, activations in `compute_dtype`."
+    for p in model.parameters():
+        if p.requires_grad and p.is_floating_point(): p.data = p.data.to(getattr(torch, cfg.trainable_dtype))
+    dt = getattr(torch, cfg.compute_dtype)
+    if dt != torch.float32: model.get_input_embeddings().register_forward_hook(lambda m, i, out: out.to(dt))
+    return model
+
+def fuse_kernels(model):
+    "Liger's fused RMSNorm, SwiGLU and RoPE kernels in a Llama model (they need CUDA and `pip install liger-kernel`)."
+    if model.config.model_type != 'llama': raise DataError(f"fused_kernels: only Llama models are supported, not {model.config.model_type!r}")
+    try: from liger_kernel.transformers import apply_liger_kernel_to_llama
+    except ImportError: raise DataError("fused_kernels: liger-kernel is not installed (pip install liger-kernel)") from None
+    apply_liger_kernel_to_llama(rope=True, rms_norm=True, swiglu=True, fused_linear_cross_entropy=False, model=model)
+
+# %% ../nbs/04_pretrain.ipynb #c020
+def _ce_sum(head, h, y): return F.cross_entropy(head(h).float(), y, reduction='sum')
+
+class LMLoss(torch.nn.Module):
+    "Mean next-token cross-entropy of packed blocks; with `chunk`, head and loss run `chunk` tokens at a time."
+    def __init__(self, model, chunk: int = 0): super().__init__(); self.model, self.chunk = model, chunk
+    def forward(self, x):
+        if not self.chunk: return self.model(input_ids=x, labels=x, use_cache=False).loss
+        base = self.model.get_base_model()
+        h = base.get_decoder()(input_ids=x, use_cache=False).last_hidden_state[:, :-1].flatten(0, 1)
+        y, head = x[:, 1:].flatten(), base.get_output_embeddings()
+        parts = [checkpoint(_ce_sum, head, h[i:i + self.chunk], y[i:i + self.chunk], use_reentrant=False)
+                 for i in range(0, len(y), self.chunk)]
+        return torch.stack(parts).sum() / len(y)
+
+# %% ../nbs/04_pretrain.ipynb #c022
 def load_docs(cfg: PretrainConfig):
     "(train documents, held-out texts) from the config's corpora."
     docs = clean_corpus([d for src in cfg.corpus for d in read_corpus(src)])
@@ -194,7 +259,7 @@ def pack_docs(tok, docs, block_size: int) -> torch.Tensor:
     try: return torch.from_numpy(pack_corpus(enc, block_size, tok.eos_token_id))
     except DataError as e: raise DataError(f"corpus {e}") from None
 
-# %% ../nbs/04_pretrain.ipynb #c019
+# %% ../nbs/04_pretrain.ipynb #c024
 def block_order(n_blocks: int, seed: int, start: int, count: int) -> list[int]:
     "Indices of blocks number `start` .. `start+count-1` in the run's reading order (a fresh permutation each epoch)."
     out = []
@@ -203,7 +268,7 @@ def block_order(n_blocks: int, seed: int, start: int, count: int) -> list[int]:
         out.append(int(torch.randperm(n_blocks, generator=torch.Generator().manual_seed(seed * 100003 + epoch))[pos]))
     return out
 
-# %% ../nbs/04_pretrain.ipynb #c022
+# %% ../nbs/04_pretrain.ipynb #c027
 def build_optimizer(cfg: PretrainConfig, model):
     from transformers import get_scheduler
     emb, other = [], []
@@ -219,7 +284,7 @@ def build_optimizer(cfg: PretrainConfig, model):
                'paged_adamw32bit': bnb.optim.PagedAdamW32bit}[cfg.optimizer](groups)
     return opt, get_scheduler(cfg.schedule, opt, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.steps)
 
-# %% ../nbs/04_pretrain.ipynb #c024
+# %% ../nbs/04_pretrain.ipynb #c029
 def _rng_state():
     return {'python': random.getstate(), 'numpy': np.random.get_state(), 'torch': torch.get_rng_state(),
             'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
@@ -246,9 +311,46 @@ def load_checkpoint(ckpt: Path, model, opt, sched) -> dict:
     opt.load_state_dict(blob['optimizer']); sched.load_state_dict(blob['scheduler']); _set_rng_state(blob['rng'])
     return blob['state']
 
-# %% ../nbs/04_pretrain.ipynb #c026
-def _log(f, rec):
-    f.write(json.dumps(rec) + '\n'); f.flush()
+# %% ../nbs/04_pretrain.ipynb #c031
+def _dist() -> tuple[int, int]:
+    "(rank, number of processes); joins the process group that `accelerate launch`/`torchrun` describe in the environment."
+    import torch.distributed as dist
+    world = int(os.environ.get('WORLD_SIZE', 1))
+    if world == 1: return 0, 1
+    if not dist.is_initialized():
+        if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
+        dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
+    return dist.get_rank(), world
+
+def _barrier():
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized(): dist.barrier()
+
+@contextlib.contextmanager
+def main_process_first():
+    "Run the block in process 0, then in the others (plain in a single process)."
+    rank = _dist()[0] if int(os.environ.get('WORLD_SIZE', 1)) > 1 else 0
+    if rank: _barrier()
+    yield
+    if not rank: _barrier()
+
+def _ddp(loss_module, device):
+    "`loss_module` under DistributedDataParallel, syncing only the trained parameters."
+    from torch.nn.parallel import DistributedDataParallel
+    loss_module._ddp_params_and_buffers_to_ignore = [n for n, p in loss_module.named_parameters() if not p.requires_grad] + \
+                                                     [n for n, _ in loss_module.named_buffers()]
+    return DistributedDataParallel(loss_module, device_ids=[device] if device.type == 'cuda' else None)
+
+def _mean_over_processes(x: torch.Tensor, world: int) -> float:
+    if world > 1:
+        import torch.distributed as dist
+        dist.all_reduce(x); x = x / world
+    return x.item()
+
+# %% ../nbs/04_pretrain.ipynb #c035
+def _log(f, rec, rows=None):
+    if f: f.write(json.dumps(rec) + '\n'); f.flush()
+    if rows is not None: rows.append(rec)
 
 def _truncate_metrics(path: Path, step: int):
     "Drop metric lines past `step` (written by a run that died after its last checkpoint)."
@@ -256,58 +358,84 @@ def _truncate_metrics(path: Path, step: int):
         keep = [l for l in path.read_text().splitlines() if l and json.loads(l)['step'] <= step]
         path.write_text(''.join(l + '\n' for l in keep))
 
-def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dict:
-    "Run continued pre-training as configured; returns a summary (also written to `out/summary.json`)."
-    check_config(cfg)
-    out = Path(cfg.out)
+def _check_out(out: Path, resume: bool):
     if not resume and out.exists() and any(out.iterdir()):
         raise DataError(f"output {out} already exists and is not empty; resume it (--resume) or choose another --out")
-    try: out.mkdir(parents=True, exist_ok=True); (out/'.write-test').touch(); (out/'.write-test').unlink()
+    try: out.mkdir(parents=True, exist_ok=True); (out/f'.write-test-{os.getpid()}').touch(); (out/f'.write-test-{os.getpid()}').unlink()
     except OSError as e: raise DataError(f"output {out} is not writable ({e.strerror})") from None
+
+class _LivePlot:
+    "The loss plot, redrawn in place in a notebook at most every `every` seconds."
+    def __init__(self, every: float = 2.0):
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+        self.fig, self.every, self.last = plt.figure(figsize=(6, 3)), every, 0.0
+        plt.close(self.fig); self.handle = display(self.fig, display_id=True)
+    def __call__(self, rows, force=False):
+        if not force and time.perf_counter() - self.last < self.every: return
+        self.fig.clf(); plot_metrics(rows, self.fig.add_subplot()); self.handle.update(self.fig); self.last = time.perf_counter()
+
+def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dict | None:
+    "Run continued pre-training as configured; returns a summary (also written to `out/summary.json`; None in processes other than 0)."
+    check_config(cfg)
+    rank, world = _dist(); main = rank == 0
+    out = Path(cfg.out)
+    if main: _check_out(out, resume)
+    _barrier()
     random.seed(cfg.seed); np.random.seed(cfg.seed); torch.manual_seed(cfg.seed)
     train_docs, valid = load_docs(cfg)
     with tempfile.TemporaryDirectory() as work:
         tok, model, new_ids, src = build_model(cfg, Path(work), train_docs)
         blocks = pack_docs(tok, train_docs, cfg.block_size)
         opt, sched = build_optimizer(cfg, model)
-        state, metrics = {'step': 0, 'blocks_read': 0, 'tokens': 0}, out/'metrics.jsonl'
-        if resume and (ckpt := latest_checkpoint(out)):
-            state = load_checkpoint(ckpt, model, opt, sched); _truncate_metrics(metrics, state['step'])
-            print(f"resuming from {ckpt} (step {state['step']})")
-        (out/'config.json').write_text(json.dumps(asdict(cfg), indent=1))
         device = next(model.parameters()).device
-        bar = tqdm(total=cfg.steps, initial=state['step'], desc='pretrain', disable=not progress)
-        with open(metrics, 'a') as f:
-            if state['step'] == 0 and cfg.eval_every: _log(f, {'step': 0, 'eval_bits_per_char': evaluate(model, tok, valid)})
-            t0 = time.perf_counter()
+        step_loss = LMLoss(model, cfg.loss_chunk)
+        if world > 1: step_loss = _ddp(step_loss, device)
+        state, metrics, rows = {'step': 0, 'blocks_read': 0, 'tokens': 0}, out/'metrics.jsonl', []
+        if resume and (ckpt := latest_checkpoint(out)):
+            state = load_checkpoint(ckpt, model, opt, sched)
+            if main: _truncate_metrics(metrics, state['step']); print(f"resuming from {ckpt} (step {state['step']})")
+        if main:
+            (out/'config.json').write_text(json.dumps(asdict(cfg), indent=1))
+            if metrics.exists(): rows = [json.loads(l) for l in metrics.read_text().splitlines()]
+        live = _LivePlot() if main and progress and _in_notebook() else None
+        bar = tqdm(total=cfg.steps, initial=state['step'], desc='pretrain', disable=not (progress and main))
+        with open(metrics, 'a') if main else contextlib.nullcontext() as f:
+            if main and state['step'] == 0 and cfg.eval_every:
+                _log(f, {'step': 0, 'eval_bits_per_char': evaluate(model, tok, valid, cfg)}, rows)
+            t0, tokens0 = time.perf_counter(), state['tokens']
             while state['step'] < cfg.steps:
-                model.train(); total = 0.0
+                model.train(); total = torch.zeros((), device=device)
                 for _ in range(cfg.grad_accum):
-                    x = blocks[block_order(len(blocks), cfg.seed, state['blocks_read'], cfg.micro_batch)].to(device)
-                    loss = model(input_ids=x, labels=x).loss / cfg.grad_accum
-                    loss.backward(); total += loss.item()
-                    state['blocks_read'] += cfg.micro_batch; state['tokens'] += x.numel()
+                    first = state['blocks_read'] + rank * cfg.micro_batch
+                    x = blocks[block_order(len(blocks), cfg.seed, first, cfg.micro_batch)].to(device)
+                    with autocast(cfg, device): loss = step_loss(x) / cfg.grad_accum
+                    loss.backward(); total += loss.detach().float()
+                    state['blocks_read'] += cfg.micro_batch * world; state['tokens'] += x.numel() * world
                 torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.max_grad_norm)
                 opt.step(); sched.step(); opt.zero_grad(set_to_none=True); state['step'] += 1
-                tps = state['tokens'] / (time.perf_counter() - t0)
+                total, tps = _mean_over_processes(total, world), (state['tokens'] - tokens0) / (time.perf_counter() - t0)
                 bar.update(); bar.set_postfix(loss=f'{total:.3f}', tok_s=f'{tps:,.0f}')
-                if state['step'] % cfg.log_every == 0:
-                    _log(f, {'step': state['step'], 'loss': total, 'lr': sched.get_last_lr()[0], 'tokens': state['tokens'], 'tokens_per_s': tps})
-                if cfg.eval_every and state['step'] % cfg.eval_every == 0:
-                    _log(f, {'step': state['step'], 'eval_bits_per_char': evaluate(model, tok, valid)})
-                if cfg.save_every and state['step'] % cfg.save_every == 0: save_checkpoint(out, model, opt, sched, state)
+                if main and state['step'] % cfg.log_every == 0:
+                    _log(f, {'step': state['step'], 'loss': total, 'lr': sched.get_last_lr()[0], 'tokens': state['tokens'], 'tokens_per_s': tps}, rows)
+                if main and cfg.eval_every and state['step'] % cfg.eval_every == 0:
+                    _log(f, {'step': state['step'], 'eval_bits_per_char': evaluate(model, tok, valid, cfg)}, rows)
+                if main and cfg.save_every and state['step'] % cfg.save_every == 0: save_checkpoint(out, model, opt, sched, state)
+                if live: live(rows)
         bar.close()
-        summary = export(cfg, model, tok, src, new_ids, valid)
+        if live: live(rows, force=True)
+        summary = export(cfg, model, tok, src, new_ids, valid) if main else None
+    _barrier()
     return summary
 
-# %% ../nbs/04_pretrain.ipynb #c027
-def evaluate(model, tok, texts) -> float:
+# %% ../nbs/04_pretrain.ipynb #c036
+def evaluate(model, tok, texts, cfg: PretrainConfig | None = None) -> float:
     "Held-out bits per character (model left in train mode afterwards)."
-    b = bits_per_char(model, tok, texts)
+    with autocast(cfg or PretrainConfig(), next(model.parameters()).device): b = bits_per_char(model, tok, texts)
     model.train()
     return b
 
-# %% ../nbs/04_pretrain.ipynb #c029
+# %% ../nbs/04_pretrain.ipynb #c038
 def export(cfg: PretrainConfig, model, tok, src, new_ids, valid) -> dict:
     "Write adapter, tokenizer, base model (when it has no id), plot and summary to `cfg.out`."
     out = Path(cfg.out)
@@ -323,7 +451,7 @@ def export(cfg: PretrainConfig, model, tok, src, new_ids, valid) -> dict:
     summary = {'base': base, 'steps': cfg.steps, 'new_tokens': len(new_ids), 'vocab': len(tok),
                'final_loss': next((r['loss'] for r in reversed(rows) if 'loss' in r), None),
                'bits_per_char_start': evals[0]['eval_bits_per_char'] if evals else None,
-               'bits_per_char_end': evaluate(model, tok, valid), 'eval_texts': len(valid)}
+               'bits_per_char_end': evaluate(model, tok, valid, cfg), 'eval_texts': len(valid)}
     (out/'summary.json').write_text(json.dumps(summary, indent=1))
     import matplotlib
     if not _in_notebook(): matplotlib.use('Agg')  # headless CLI runs still write loss.png
