@@ -30,6 +30,7 @@ if cfg.get('pip_requirements'): requirements += shlex.split(cfg.get('pip_require
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 dev_requirements = (cfg.get('dev_requirements') or '').split()
+gpu_requirements = (cfg.get('gpu_requirements') or '').split()  # fused Triton kernels (CUDA)
 
 setuptools.setup(
     name = cfg['lib_name'],
@@ -44,7 +45,7 @@ setuptools.setup(
     include_package_data = True,
     package_data = {'bailong': ['assets/*']},
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements, 'gpu': [] },
+    extras_require={ 'dev': dev_requirements, 'gpu': gpu_requirements },
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),

@@ -84,6 +84,7 @@ def cmd_train_pretrain(args):
     elif args.config: cfg = load_config(args.config, out=args.out)
     else: raise DataError("give --config run.yaml (or --resume RUN_DIR)")
     summary = pretrain(cfg, resume=bool(args.resume))
+    if summary is None: return  # not process 0 of a multi-process run
     print(json.dumps(summary, indent=1)); print(f'wrote {cfg.out}: adapter/, tokenizer/, metrics.jsonl, loss.png, summary.json')
 
 def cmd_quickstart(args):
@@ -190,3 +191,7 @@ def main(argv=None) -> int:
     except (DataError, FileNotFoundError) as e:
         print(f'bailong: error: {e}', file=sys.stderr); return 2
     return 0
+
+# %% ../nbs/90_cli.ipynb #c010
+#| eval: false
+if __name__ == '__main__': sys.exit(main())

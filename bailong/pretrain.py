@@ -105,19 +105,22 @@ def check_config(cfg: PretrainConfig) -> PretrainConfig:
 TINY = dict(hidden_size=64, intermediate_size=172, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
             max_position_embeddings=1024, tie_word_embeddings=True)
 
-def _model_source(cfg: PretrainConfig, base_tok, workdir: Path) -> str:
-    "A path or hub id that `from_pretrained` can load (presets and GGUF files are written to `workdir` first)."
-    if cfg.model == 'bailong:tiny-llama':
-        from transformers import LlamaConfig, LlamaForCausalLM
-        torch.manual_seed(cfg.seed)
-        LlamaForCausalLM(LlamaConfig(vocab_size=len(base_tok), bos_token_id=base_tok.bos_token_id,
-                                     eos_token_id=base_tok.eos_token_id, **TINY)).save_pretrained(workdir/'base')
-        return str(workdir/'base')
-    if cfg.model.startswith('bailong:'): raise DataError(f"model={cfg.model!r}: the only preset is 'bailong:tiny-llama'")
-    if cfg.model.endswith('.gguf'):
-        load_model(cfg.model).save_pretrained(workdir/'base')
-        return str(workdir/'base')
-    return cfg.model
+def _model_source(cfg: PretrainConfig, base_tok) -> str:
+    "A path or hub id that `from_pretrained` can load; presets and GGUF files are written once to `out/base_model`."
+    if cfg.model.startswith('bailong:') and cfg.model != 'bailong:tiny-llama':
+        raise DataError(f"model={cfg.model!r}: the only preset is 'bailong:tiny-llama'")
+    if not (cfg.model == 'bailong:tiny-llama' or cfg.model.endswith('.gguf')): return cfg.model
+    dest = Path(cfg.out)/'base_model'
+    with main_process_first():  # transformers writes only in process 0
+        if not dest.exists():
+            with atomic_dir(dest) as d:
+                if cfg.model.endswith('.gguf'): load_model(cfg.model).save_pretrained(d)
+                else:
+                    from transformers import LlamaConfig, LlamaForCausalLM
+                    torch.manual_seed(cfg.seed)
+                    LlamaForCausalLM(LlamaConfig(vocab_size=len(base_tok), bos_token_id=base_tok.bos_token_id,
+                                                 eos_token_id=base_tok.eos_token_id, **TINY)).save_pretrained(d)
+    return str(dest)
 
 def _base_tokenizer(cfg: PretrainConfig):
     if cfg.base_tokenizer: return load_hf_tokenizer(cfg.base_tokenizer)
@@ -195,7 +198,7 @@ def build_model(cfg: PretrainConfig, workdir: Path, docs_for_extension=None):
                                                 workdir/'docs.txt', cfg.extend_tokenizer), ext_dir)
         tok = load_hf_tokenizer(ext_dir)
     else: tok = base_tok
-    src = _model_source(cfg, base_tok, workdir)
+    src = _model_source(cfg, base_tok)
     model = load_base_model(cfg, src, _device(cfg))
     rows = model.get_input_embeddings().weight.shape[0]
     if len(base_tok) > rows:
@@ -207,7 +210,8 @@ def build_model(cfg: PretrainConfig, workdir: Path, docs_for_extension=None):
 # %% ../nbs/04_pretrain.ipynb #c018
 def _device(cfg: PretrainConfig) -> str:
     if cfg.device: return cfg.device
-    if torch.cuda.is_available(): return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    if torch.cuda.is_available() and os.environ.get('ACCELERATE_USE_CPU', '').lower() != 'true':  # not `accelerate launch --cpu`
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     return 'cpu'
 
 def autocast(cfg: PretrainConfig, device):
@@ -245,7 +249,7 @@ class LMLoss(torch.nn.Module):
                  for i in range(0, len(y), self.chunk)]
         return torch.stack(parts).sum() / len(y)
 
-# %% ../nbs/04_pretrain.ipynb #c022
+# %% ../nbs/04_pretrain.ipynb #c023
 def load_docs(cfg: PretrainConfig):
     "(train documents, held-out texts) from the config's corpora."
     docs = clean_corpus([d for src in cfg.corpus for d in read_corpus(src)])
@@ -259,7 +263,7 @@ def pack_docs(tok, docs, block_size: int) -> torch.Tensor:
     try: return torch.from_numpy(pack_corpus(enc, block_size, tok.eos_token_id))
     except DataError as e: raise DataError(f"corpus {e}") from None
 
-# %% ../nbs/04_pretrain.ipynb #c024
+# %% ../nbs/04_pretrain.ipynb #c025
 def block_order(n_blocks: int, seed: int, start: int, count: int) -> list[int]:
     "Indices of blocks number `start` .. `start+count-1` in the run's reading order (a fresh permutation each epoch)."
     out = []
@@ -268,7 +272,7 @@ def block_order(n_blocks: int, seed: int, start: int, count: int) -> list[int]:
         out.append(int(torch.randperm(n_blocks, generator=torch.Generator().manual_seed(seed * 100003 + epoch))[pos]))
     return out
 
-# %% ../nbs/04_pretrain.ipynb #c027
+# %% ../nbs/04_pretrain.ipynb #c028
 def build_optimizer(cfg: PretrainConfig, model):
     from transformers import get_scheduler
     emb, other = [], []
@@ -284,7 +288,7 @@ def build_optimizer(cfg: PretrainConfig, model):
                'paged_adamw32bit': bnb.optim.PagedAdamW32bit}[cfg.optimizer](groups)
     return opt, get_scheduler(cfg.schedule, opt, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.steps)
 
-# %% ../nbs/04_pretrain.ipynb #c029
+# %% ../nbs/04_pretrain.ipynb #c030
 def _rng_state():
     return {'python': random.getstate(), 'numpy': np.random.get_state(), 'torch': torch.get_rng_state(),
             'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
@@ -311,7 +315,7 @@ def load_checkpoint(ckpt: Path, model, opt, sched) -> dict:
     opt.load_state_dict(blob['optimizer']); sched.load_state_dict(blob['scheduler']); _set_rng_state(blob['rng'])
     return blob['state']
 
-# %% ../nbs/04_pretrain.ipynb #c031
+# %% ../nbs/04_pretrain.ipynb #c032
 def _dist() -> tuple[int, int]:
     "(rank, number of processes); joins the process group that `accelerate launch`/`torchrun` describe in the environment."
     import torch.distributed as dist
@@ -347,7 +351,7 @@ def _mean_over_processes(x: torch.Tensor, world: int) -> float:
         dist.all_reduce(x); x = x / world
     return x.item()
 
-# %% ../nbs/04_pretrain.ipynb #c035
+# %% ../nbs/04_pretrain.ipynb #c036
 def _log(f, rec, rows=None):
     if f: f.write(json.dumps(rec) + '\n'); f.flush()
     if rows is not None: rows.append(rec)
@@ -363,6 +367,13 @@ def _check_out(out: Path, resume: bool):
         raise DataError(f"output {out} already exists and is not empty; resume it (--resume) or choose another --out")
     try: out.mkdir(parents=True, exist_ok=True); (out/f'.write-test-{os.getpid()}').touch(); (out/f'.write-test-{os.getpid()}').unlink()
     except OSError as e: raise DataError(f"output {out} is not writable ({e.strerror})") from None
+
+def _discard(out: Path, existed: bool):
+    "Remove what a fresh run wrote to `out` (which was empty or absent)."
+    import shutil
+    if not existed: shutil.rmtree(out, ignore_errors=True)
+    else:
+        for p in out.iterdir(): shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 class _LivePlot:
     "The loss plot, redrawn in place in a notebook at most every `every` seconds."
@@ -380,14 +391,19 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -
     check_config(cfg)
     rank, world = _dist(); main = rank == 0
     out = Path(cfg.out)
+    existed = out.exists()
     if main: _check_out(out, resume)
     _barrier()
     random.seed(cfg.seed); np.random.seed(cfg.seed); torch.manual_seed(cfg.seed)
-    train_docs, valid = load_docs(cfg)
     with tempfile.TemporaryDirectory() as work:
-        tok, model, new_ids, src = build_model(cfg, Path(work), train_docs)
-        blocks = pack_docs(tok, train_docs, cfg.block_size)
-        opt, sched = build_optimizer(cfg, model)
+        try:
+            train_docs, valid = load_docs(cfg)
+            tok, model, new_ids, src = build_model(cfg, Path(work), train_docs)
+            blocks = pack_docs(tok, train_docs, cfg.block_size)
+            opt, sched = build_optimizer(cfg, model)
+        except BaseException:  # a setup error (bad input) leaves no partial output behind
+            if main and not resume: _discard(out, existed)
+            raise
         device = next(model.parameters()).device
         step_loss = LMLoss(model, cfg.loss_chunk)
         if world > 1: step_loss = _ddp(step_loss, device)
@@ -428,24 +444,20 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -
     _barrier()
     return summary
 
-# %% ../nbs/04_pretrain.ipynb #c036
+# %% ../nbs/04_pretrain.ipynb #c037
 def evaluate(model, tok, texts, cfg: PretrainConfig | None = None) -> float:
     "Held-out bits per character (model left in train mode afterwards)."
     with autocast(cfg or PretrainConfig(), next(model.parameters()).device): b = bits_per_char(model, tok, texts)
     model.train()
     return b
 
-# %% ../nbs/04_pretrain.ipynb #c038
+# %% ../nbs/04_pretrain.ipynb #c039
 def export(cfg: PretrainConfig, model, tok, src, new_ids, valid) -> dict:
     "Write adapter, tokenizer, base model (when it has no id), plot and summary to `cfg.out`."
     out = Path(cfg.out)
     with atomic_dir(out/'adapter', overwrite=True) as d: model.save_pretrained(str(d))
     with atomic_dir(out/'tokenizer', overwrite=True) as d: tok.save_pretrained(str(d))
-    base = cfg.model
-    if cfg.model.startswith('bailong:') or cfg.model.endswith('.gguf'):
-        import shutil
-        with atomic_dir(out/'base_model', overwrite=True) as d: shutil.copytree(src, d, dirs_exist_ok=True)
-        base = str(out/'base_model')
+    base = src  # the hub id or directory, or out/base_model for a preset or GGUF file
     rows = [json.loads(l) for l in (out/'metrics.jsonl').read_text().splitlines()]
     evals = [r for r in rows if 'eval_bits_per_char' in r]
     summary = {'base': base, 'steps': cfg.steps, 'new_tokens': len(new_ids), 'vocab': len(tok),

@@ -22,7 +22,7 @@ import torch
 
 SHAPES = {
     'cpu-small': dict(hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4,
-                      vocab_size=8192, max_position_embeddings=1024, seq=256, batch=2, r=16, chunk=256),
+                      vocab_size=8192, max_position_embeddings=1024, seq=256, batch=2, r=16, chunk=0),
     'llama2-7b': dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
                       vocab_size=59241, max_position_embeddings=4096, seq=2048, batch=2, r=128, chunk=4096),
 }
@@ -174,8 +174,8 @@ def main(argv=None):
     ap.add_argument('--shape', choices=SHAPES, default=None, help='model shape (default: llama2-7b on a GPU, cpu-small otherwise)')
     ap.add_argument('--variants', default=','.join(VARIANTS),
                     help='comma-separated, from: ' + ', '.join(VARIANTS) + '; NAME:2/4 times micro-batches 2 and 4 instead of its own')
-    ap.add_argument('--warmup', type=int, default=2)
-    ap.add_argument('--steps', type=int, default=5)
+    ap.add_argument('--warmup', type=int, default=3)
+    ap.add_argument('--steps', type=int, default=10)
     ap.add_argument('--budget', type=float, default=3600, help='seconds; variants that would start after it are skipped')
     ap.add_argument('--json', default=None, help='write results here')
     ap.add_argument('--child', default=None, help=argparse.SUPPRESS)
