@@ -364,20 +364,25 @@ _SP_CONFIG = {'tokenizer_class': 'LlamaTokenizer', 'bos_token': '<s>', 'eos_toke
               'add_bos_token': True, 'add_eos_token': False, 'legacy': True}
 
 def load_hf_tokenizer(path):
-    "A transformers tokenizer from a hub id, a directory or a `.gguf` file."
+    "A transformers tokenizer from a hub id, a directory, a `.gguf` file or a bare SentencePiece `tokenizer.model`."
     from transformers import AutoTokenizer
     p = Path(path)
     if p.suffix == '.gguf': return AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name)
+    if p.is_file() and '.model' in p.suffixes:  # converted the way extensions are saved, which matches sentencepiece
+        base = load_base(p)
+        with tempfile.TemporaryDirectory() as d:
+            _write_sp(base.proto, base.config, Path(d)); return AutoTokenizer.from_pretrained(d)
     return AutoTokenizer.from_pretrained(str(path))
 
 _load_hf = lambda t: load_hf_tokenizer(t) if isinstance(t, (str, Path)) else t
 
-def _write_sp(ext: Extension, d: Path):
+def _write_sp(proto, base_config: dict, d: Path):
     from transformers import AutoTokenizer
     from tokenizers import processors
-    (d/'tokenizer.model').write_bytes(ext.proto.SerializeToString())
+    (d/'tokenizer.model').write_bytes(proto.SerializeToString())
     fast = AutoTokenizer.from_pretrained(str(d)).backend_tokenizer  # converted from tokenizer.model alone
-    config = {**_SP_CONFIG, **{k: v for k, v in ext.base.config.items() if k not in ('added_tokens_decoder', 'tokenizer_file')}}
+    config = {**_SP_CONFIG, **{k: v for k, v in base_config.items() if k not in ('added_tokens_decoder', 'tokenizer_file')}}
+    config['tokenizer_class'] = 'PreTrainedTokenizerFast'  # LlamaTokenizer would drop a leading space that sentencepiece keeps
     if config.get('add_bos_token', True):
         bos = config.get('bos_token', '<s>'); bos = bos['content'] if isinstance(bos, dict) else bos
         fast.post_processor = processors.TemplateProcessing(single=f'{bos} $A', pair=f'{bos} $A {bos} $B',
@@ -388,7 +393,7 @@ def _write_sp(ext: Extension, d: Path):
 def save_extension(ext: Extension, out, overwrite: bool = False) -> Path:
     "Write the extended tokenizer (HF format) and `extension_report.json` to `out`, atomically."
     with atomic_dir(out, overwrite) as d:
-        if ext.proto is not None: _write_sp(ext, d)
+        if ext.proto is not None: _write_sp(ext.proto, ext.base.config, d)
         else:
             (d/'tokenizer.json').write_text(json.dumps(ext.spec, ensure_ascii=False))
             (d/'tokenizer_config.json').write_text(json.dumps({k: v for k, v in ext.base.config.items()
@@ -396,7 +401,7 @@ def save_extension(ext: Extension, out, overwrite: bool = False) -> Path:
         (d/'extension_report.json').write_text(json.dumps(ext.report, ensure_ascii=False, indent=1))
     return Path(out)
 
-# %% ../nbs/01_tokenizer.ipynb #c060
+# %% ../nbs/01_tokenizer.ipynb #c062
 def _is_byte_token(tok):
     "A predicate: is this token a raw byte / partial character?"
     if 'ByteLevel' in json.dumps(json.loads(tok.backend_tokenizer.to_str()).get('pre_tokenizer')):
@@ -421,7 +426,7 @@ def tokenizer_stats(tok, texts, base=None, gold_words=None, bins=(0, 20, 40, 80,
     stats['tokens_by_length'] = {k: sum(v) / len(v) for k, v in curve.items()}
     return stats
 
-# %% ../nbs/01_tokenizer.ipynb #c063
+# %% ../nbs/01_tokenizer.ipynb #c065
 def plot_token_counts(texts, tokenizers: dict, ax=None):
     "Scatter of tokens vs characters per text for each named tokenizer, with the fitted tokens/char slope."
     import matplotlib.pyplot as plt
@@ -434,7 +439,7 @@ def plot_token_counts(texts, tokenizers: dict, ax=None):
     ax.set_xlabel('characters'); ax.set_ylabel('tokens'); ax.legend(); ax.set_title('zh-TW text length vs token count')
     return ax
 
-# %% ../nbs/01_tokenizer.ipynb #c066
+# %% ../nbs/01_tokenizer.ipynb #c068
 def segmentation_html(tok, text: str) -> str:
     "HTML of `text`'s pieces under `tok`, alternating colours."
     tok = _load_hf(tok)
