@@ -360,7 +360,7 @@ def extend_tokenizer(base, corpus, n_new: int, cfg: ExtendConfig | None = None, 
     return ext
 
 # %% ../nbs/01_tokenizer.ipynb #c055
-_SP_CONFIG = {'tokenizer_class': 'LlamaTokenizer', 'bos_token': '<s>', 'eos_token': '</s>', 'unk_token': '<unk>',
+_SP_CONFIG = {'tokenizer_class': 'PreTrainedTokenizerFast', 'bos_token': '<s>', 'eos_token': '</s>', 'unk_token': '<unk>',
               'add_bos_token': True, 'add_eos_token': False, 'legacy': True}
 
 def load_hf_tokenizer(path):
@@ -382,7 +382,7 @@ def _write_sp(proto, base_config: dict, d: Path):
     (d/'tokenizer.model').write_bytes(proto.SerializeToString())
     fast = AutoTokenizer.from_pretrained(str(d)).backend_tokenizer  # converted from tokenizer.model alone
     config = {**_SP_CONFIG, **{k: v for k, v in base_config.items() if k not in ('added_tokens_decoder', 'tokenizer_file')}}
-    config['tokenizer_class'] = 'PreTrainedTokenizerFast'  # LlamaTokenizer would drop a leading space that sentencepiece keeps
+    config['tokenizer_class'] = _SP_CONFIG['tokenizer_class']  # not the base's LlamaTokenizer: it drops a leading space sentencepiece keeps
     if config.get('add_bos_token', True):
         bos = config.get('bos_token', '<s>'); bos = bos['content'] if isinstance(bos, dict) else bos
         fast.post_processor = processors.TemplateProcessing(single=f'{bos} $A', pair=f'{bos} $A {bos} $B',
