@@ -321,6 +321,8 @@ def _dist() -> tuple[int, int]:
     import torch.distributed as dist
     world = int(os.environ.get('WORLD_SIZE', 1))
     if world == 1: return 0, 1
+    if os.environ.get('ACCELERATE_USE_FSDP', '').lower() == 'true':
+        raise DataError("accelerate launch --use_fsdp: bailong's loop runs DDP only; launch with --multi_gpu (see 'Several processes')")
     if not dist.is_initialized():
         if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
         dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
