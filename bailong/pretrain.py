@@ -14,7 +14,7 @@ from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 from .data import DataError, atomic_dir, read_corpus, clean_corpus, train_valid_split, pack_corpus
 from .tokenizer import load_hf_tokenizer, smollm2_gguf, extend_tokenizer, save_extension
-from .embeddings import load_model, resize_and_init, new_token_ids, bits_per_char, METHODS
+from .embeddings import load_model, resize_and_init, new_token_ids, bits_per_char, is_tied, METHODS
 
 # %% auto #0
 __all__ = ['EMBEDDING_MODES', 'OPTIMIZERS', 'DTYPES', 'TINY', 'PretrainConfig', 'load_config', 'check_config',
@@ -122,9 +122,9 @@ def _model_source(cfg: PretrainConfig, base_tok) -> str:
                                                  eos_token_id=base_tok.eos_token_id, **TINY)).save_pretrained(d)
     return str(dest)
 
-def _base_tokenizer(cfg: PretrainConfig):
-    if cfg.base_tokenizer: return load_hf_tokenizer(cfg.base_tokenizer)
-    return load_hf_tokenizer(smollm2_gguf() if cfg.model == 'bailong:tiny-llama' else cfg.model)
+def _base_tokenizer_source(cfg: PretrainConfig):
+    "The model's own tokenizer unless `base_tokenizer` names one; SmolLM2's for the preset."
+    return cfg.base_tokenizer or (smollm2_gguf() if cfg.model == 'bailong:tiny-llama' else cfg.model)
 
 # %% ../nbs/04_pretrain.ipynb #c012
 def _quantization(cfg: PretrainConfig):
@@ -178,7 +178,7 @@ def load_base_model(cfg: PretrainConfig, src: str, device: str):
 def wrap_model(cfg: PretrainConfig, model, new_ids: list[int]):
     "LoRA and the embedding mode on `model`, with the speed settings of the next section."
     from peft import get_peft_model
-    tied = model.get_output_embeddings().weight is model.get_input_embeddings().weight
+    tied = is_tied(model)
     if cfg.fused_kernels: fuse_kernels(model)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False}); model.enable_input_require_grads()
@@ -187,15 +187,14 @@ def wrap_model(cfg: PretrainConfig, model, new_ids: list[int]):
 # %% ../nbs/04_pretrain.ipynb #c016
 def build_model(cfg: PretrainConfig, workdir: Path, docs_for_extension=None):
     "Tokenizer, peft-wrapped model, the new token ids and the base model's source for `cfg`."
-    base_tok = _base_tokenizer(cfg)
+    base_tok = load_hf_tokenizer(_base_tokenizer_source(cfg))
     if cfg.tokenizer: tok = load_hf_tokenizer(cfg.tokenizer)
     elif cfg.extend_tokenizer:
         ext_dir = Path(cfg.out)/'tokenizer'
         with main_process_first():  # one process learns the pieces, the others read them
             if not ext_dir.exists():
                 (workdir/'docs.txt').write_text('\n'.join(d.replace('\n', ' ') for d in docs_for_extension), encoding='utf-8')
-                save_extension(extend_tokenizer(cfg.base_tokenizer or (smollm2_gguf() if cfg.model == 'bailong:tiny-llama' else cfg.model),
-                                                workdir/'docs.txt', cfg.extend_tokenizer), ext_dir)
+                save_extension(extend_tokenizer(_base_tokenizer_source(cfg), workdir/'docs.txt', cfg.extend_tokenizer), ext_dir)
         tok = load_hf_tokenizer(ext_dir)
     else: tok = base_tok
     src = _model_source(cfg, base_tok)
@@ -298,10 +297,11 @@ def _set_rng_state(s):
     if s['cuda'] is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s['cuda'])
 
 def save_checkpoint(run_dir, model, opt, sched, state: dict) -> Path:
-    with atomic_dir(Path(run_dir)/'checkpoints'/f"step-{state['step']:06d}", overwrite=True) as d:
+    ckpt = Path(run_dir)/'checkpoints'/f"step-{state['step']:06d}"
+    with atomic_dir(ckpt, overwrite=True) as d:
         model.save_pretrained(str(d/'adapter'))
         torch.save({'optimizer': opt.state_dict(), 'scheduler': sched.state_dict(), 'rng': _rng_state(), 'state': state}, d/'trainer.pt')
-    return Path(run_dir)/'checkpoints'/f"step-{state['step']:06d}"
+    return ckpt
 
 def latest_checkpoint(run_dir) -> Path | None:
     "The newest complete checkpoint of a run (temporary, unfinished ones are invisible)."
@@ -335,7 +335,7 @@ def _barrier():
 @contextlib.contextmanager
 def main_process_first():
     "Run the block in process 0, then in the others (plain in a single process)."
-    rank = _dist()[0] if int(os.environ.get('WORLD_SIZE', 1)) > 1 else 0
+    rank = _dist()[0]
     if rank: _barrier()
     yield
     if not rank: _barrier()
@@ -354,9 +354,9 @@ def _mean_over_processes(x: torch.Tensor, world: int) -> float:
     return x.item()
 
 # %% ../nbs/04_pretrain.ipynb #c036
-def _log(f, rec, rows=None):
-    if f: f.write(json.dumps(rec) + '\n'); f.flush()
-    if rows is not None: rows.append(rec)
+def _log(f, rec, rows: list):
+    "One metrics line, to the file and to the rows the live plot draws."
+    f.write(json.dumps(rec) + '\n'); f.flush(); rows.append(rec)
 
 def _truncate_metrics(path: Path, step: int):
     "Drop metric lines past `step` (written by a run that died after its last checkpoint)."
@@ -367,7 +367,7 @@ def _truncate_metrics(path: Path, step: int):
 def _check_out(out: Path, resume: bool):
     if not resume and out.exists() and any(out.iterdir()):
         raise DataError(f"output {out} already exists and is not empty; resume it (--resume) or choose another --out")
-    try: out.mkdir(parents=True, exist_ok=True); (out/f'.write-test-{os.getpid()}').touch(); (out/f'.write-test-{os.getpid()}').unlink()
+    try: out.mkdir(parents=True, exist_ok=True); (out/'.write-test').touch(); (out/'.write-test').unlink()
     except OSError as e: raise DataError(f"output {out} is not writable ({e.strerror})") from None
 
 def _discard(out: Path, existed: bool):
