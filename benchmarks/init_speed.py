@@ -4,14 +4,15 @@
     python benchmarks/init_speed.py [--json init_speed.json]
 
 A random Llama-2-7B-shaped embedding (4,096 wide, untied head; one small layer so it fits any machine) is resized
-from 32,000 to 59,241 rows with the real Llama 2 tokenizer extended by 27,241 zh-TW pieces, and the 27,241 new rows
+from 32,000 to 59,241 rows with a real 32,000-piece SentencePiece tokenizer (Llama 2's with $BAILONG_SHARED, else
+Mistral 7B's) extended by 27,241 zh-TW pieces learned from the packaged sample, and the 27,241 new rows
 of both embedding matrices are initialised. Prints a table, then JSON.
 """
 import argparse, copy, json, os, sys, tempfile, time
 from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
-from bailong.data import shared_path
+from bailong.data import sample_path, sentencepiece_base
 from bailong.embeddings import decompose, new_token_ids, resize_and_init
 from bailong.tokenizer import Extension, extend_tokenizer, load_base, load_hf_tokenizer, save_extension
 
@@ -36,9 +37,9 @@ def main(argv=None):
     ap.add_argument('--repeats', type=int, default=3)
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as d:
-        base = load_base(shared_path('tokenizers/llama2'))
+        base = load_base(sentencepiece_base())
         t0 = load_hf_tokenizer(save_extension(Extension(base, {}, proto=base.proto), Path(d)/'base'))
-        t1 = load_hf_tokenizer(save_extension(extend_tokenizer(base, shared_path('data/zh_tw/corpus.txt'), 27241), Path(d)/'ext'))
+        t1 = load_hf_tokenizer(save_extension(extend_tokenizer(base, sample_path(), 27241), Path(d)/'ext'))
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(vocab_size=32000, hidden_size=4096, intermediate_size=256, num_hidden_layers=1,
                                          num_attention_heads=32, tie_word_embeddings=False))

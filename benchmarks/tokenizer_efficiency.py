@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
-"""Tokenizer extension benchmark: Llama 2 base vs the naive merge vs bailong, at several budgets.
+"""Tokenizer extension benchmark: the SentencePiece base vs the naive merge vs bailong, at several budgets.
 
-    python benchmarks/tokenizer_efficiency.py [--sizes 8000 16000 27241] [--json results.json]
+    python benchmarks/tokenizer_efficiency.py [--base tokenizer.model] [--corpus corpus.txt] [--sizes 8000 16000 27241]
+                                              [--json results.json]
 
-Measures, for each tokenizer: (a) tokens/char on a held-out 2 % of shared/data/zh_tw/corpus.txt (the extensions are
-trained on the other 98 %); (b) efficiency = gold words / tokens on general-domain zh-TW (UD Chinese-GSD dev);
+The base defaults to Llama 2's tokenizer when $BAILONG_SHARED holds it (else Mistral 7B's, from mistral-common); the
+corpus to $BAILONG_SHARED's data/zh_tw/corpus.txt (else the packaged LibreOffice sample).
+Measures, for each tokenizer: (a) tokens/char on a held-out 2 % of the corpus (the extensions are trained on the
+other 98 %); (b) efficiency = gold words / tokens on general-domain zh-TW (UD Chinese-GSD dev);
 English tokens/char on the MT-Bench questions; extension wall time; and fast-tokenizer English encode throughput
 relative to the base, measured in the same run. Prints a table, then writes JSON.
 """
 import argparse, json, os, sys, tempfile, time
 from pathlib import Path
 import sentencepiece as spm
-from bailong.data import read_corpus, train_valid_split, shared_path
+from bailong.data import read_corpus, train_valid_split, shared_path, sample_path, sentencepiece_base
 from bailong.tokenizer import ExtendConfig, extend_tokenizer, load_base, save_extension, Extension
 
 
@@ -43,18 +46,23 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--sizes', type=int, nargs='+', default=[8000, 16000, 27241])
     ap.add_argument('--json', default='tokenizer_efficiency.json')
+    ap.add_argument('--base', help='SentencePiece model file or directory (default: sentencepiece_base())')
+    ap.add_argument('--corpus', help='zh-TW corpus (default: $BAILONG_SHARED/data/zh_tw/corpus.txt, else the packaged sample)')
     args = ap.parse_args(argv)
     from transformers import AutoTokenizer
-    lines = read_corpus(shared_path('data/zh_tw/corpus.txt'))
+    if args.corpus is None:
+        try: args.corpus = shared_path('data/zh_tw/corpus.txt')
+        except FileNotFoundError: args.corpus = sample_path()
+    lines = read_corpus(args.corpus)
     train, held_out = train_valid_split(lines, 0.02, seed=0)
-    ud = [json.loads(l) for l in shared_path('eval/ud_gsd_dev.jsonl').read_text(encoding='utf-8').splitlines()]
-    english = [t for l in shared_path('bench/mt_bench/question.jsonl').read_text().splitlines() for t in json.loads(l)['turns']]
-    base = load_base(shared_path('tokenizers/llama2'))
+    ud = [json.loads(l) for l in sample_path('ud_gsd_dev.jsonl').read_text(encoding='utf-8').splitlines()]
+    english = [t for l in sample_path('bench/mt_bench/question.jsonl').read_text().splitlines() for t in json.loads(l)['turns']]
+    base = load_base(args.base or sentencepiece_base())
     rows, fasts = [], []
     with tempfile.TemporaryDirectory() as d:
         d = Path(d); (d/'train.txt').write_text('\n'.join(train), encoding='utf-8')
         base_dir = save_extension(Extension(base, {}, proto=base.proto), d/'base')
-        rows.append(measure('Llama 2', spm.SentencePieceProcessor(model_file=str(base_dir/'tokenizer.model')), held_out, ud, english))
+        rows.append(measure(Path(base.source).name, spm.SentencePieceProcessor(model_file=str(base_dir/'tokenizer.model')), held_out, ud, english))
         fasts.append(AutoTokenizer.from_pretrained(str(base_dir)))
         for n in args.sizes:
             for method in ('naive', 'bailong'):

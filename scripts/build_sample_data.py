@@ -5,7 +5,7 @@
     python scripts/build_sample_data.py --debs DIR # or uses .deb files already in DIR
 
 Writes bailong/assets/zh_tw_sample.txt (one zh-TW paragraph per line), bailong/assets/en_zh_tw_sample.jsonl
-({"en", "zh_tw"} pairs matched by help file and paragraph id) and bailong/assets/NOTICE.
+({"en", "zh_tw"} pairs matched by help file and paragraph id), and names the packages in bailong/assets/NOTICE.
 The output is deterministic for a given package version.
 """
 import argparse, glob, html.parser, json, os, re, subprocess, sys, tempfile, unicodedata
@@ -76,16 +76,12 @@ def build(help_dir, zh_bytes, pair_bytes):
     return evenly(zh_lines, zh_bytes), evenly(pairs, pair_bytes)
 
 
-NOTICE = """bailong sample data
-===================
-zh_tw_sample.txt and en_zh_tw_sample.jsonl are paragraphs of the LibreOffice help (zh-TW and en-US), taken from
-the Debian packages {pkgs} with scripts/build_sample_data.py.
-
-Copyright 2000, 2010 Oracle and/or its affiliates; (c) 2000, 2010 LibreOffice contributors and/or their affiliates.
-This Source Code Form is subject to the terms of the Mozilla Public License, v. 2.0. If a copy of the MPL was not
-distributed with this file, You can obtain one at http://mozilla.org/MPL/2.0/.
-The files were extracted (paragraph text only, markup removed) and are otherwise unmodified.
-"""
+def update_notice(names: str):
+    "Name the Debian packages in section 1 of assets/NOTICE (the file also credits the other packaged data)."
+    notice = (ASSETS/'NOTICE').read_text(encoding='utf-8')
+    new = re.sub(r'libreoffice-help-zh-tw_\S+ \S+ with', names + ' with', notice, count=1)
+    if 'libreoffice-help-zh-tw' not in new: raise SystemExit(f"{ASSETS/'NOTICE'}: no LibreOffice section to update")
+    (ASSETS/'NOTICE').write_text(new, encoding='utf-8')
 
 
 def main(argv=None):
@@ -102,7 +98,7 @@ def main(argv=None):
     ASSETS.mkdir(parents=True, exist_ok=True)
     (ASSETS/'zh_tw_sample.txt').write_text('\n'.join(zh) + '\n', encoding='utf-8')
     (ASSETS/'en_zh_tw_sample.jsonl').write_text('\n'.join(pairs) + '\n', encoding='utf-8')
-    (ASSETS/'NOTICE').write_text(NOTICE.format(pkgs=names), encoding='utf-8')
+    update_notice(names)
     print(f'{len(zh)} zh-TW lines, {len(pairs)} en/zh-TW pairs -> {ASSETS}')
 
 

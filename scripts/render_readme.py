@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Render nbs/index.ipynb to README.md (markdown cells as they are, code cells marked `#| hide` left out).
+"""Render nbs/index.ipynb to README.md (markdown cells as they are, code cells marked `#| hide` left out; image
+links relative to nbs/ made relative to the repository root).
 
 nbdev's own `nbdev_readme` needs Quarto; this does the part we use without it. `--check` exits 1 when README.md
 is out of date (the tests run it)."""
@@ -14,7 +15,7 @@ def render(nb_path=ROOT/'nbs'/'index.ipynb') -> str:
     for cell in json.loads(Path(nb_path).read_text(encoding='utf-8'))['cells']:
         src = ''.join(cell['source']).strip()
         if not src: continue
-        if cell['cell_type'] == 'markdown': parts.append(src)
+        if cell['cell_type'] == 'markdown': parts.append(src.replace('](images/', '](nbs/images/'))
         elif not src.startswith(('#| hide', '#|hide')): parts.append(f'```python\n{src}\n```')
     return '\n\n'.join(parts) + '\n'
 

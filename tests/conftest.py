@@ -8,9 +8,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
-def shared():
-    from bailong.data import shared_path
-    return shared_path('README.md').parent
+def sp_base():
+    "A real Llama-family SentencePiece model file: Llama 2's with $BAILONG_SHARED, else Mistral 7B's (mistral-common)."
+    from bailong.data import sentencepiece_base
+    return sentencepiece_base()
+
+
+@pytest.fixture(scope="session")
+def sample():
+    "`sample_path`: the real data packaged with bailong."
+    from bailong.data import sample_path
+    return sample_path
 
 
 def run_cli(*args, cwd=None, timeout=600):

@@ -1,4 +1,4 @@
-"`bailong embeddings init/compare` end to end on a tiny random Llama with the real Llama 2 tokenizer, and bad inputs."
+"`bailong embeddings init/compare` end to end on a tiny random Llama with a real Llama-family tokenizer, and bad inputs."
 import json
 import pytest
 import torch
@@ -6,7 +6,7 @@ from conftest import run_cli
 
 
 @pytest.fixture(scope='module')
-def setup(tmp_path_factory, shared):
+def setup(tmp_path_factory, sp_base, sample):
     d = tmp_path_factory.mktemp('emb')
     from transformers import LlamaConfig, LlamaForCausalLM
     torch.manual_seed(0)
@@ -15,14 +15,14 @@ def setup(tmp_path_factory, shared):
     LlamaForCausalLM(LlamaConfig(vocab_size=1000, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                  num_attention_heads=4, num_key_value_heads=4)).save_pretrained(d/'small-vocab')
     corpus = d/'corpus.txt'
-    corpus.write_text('\n'.join((shared/'data/zh_tw/corpus.txt').read_text(encoding='utf-8').splitlines()[:20000]), encoding='utf-8')
-    r = run_cli('tokenizer', 'extend', '--base', shared/'tokenizers/llama2', '--corpus', corpus, '--add', 1000, '--out', d/'tok')
+    corpus.write_text('\n'.join(sample().read_text(encoding='utf-8').splitlines()[:-300]), encoding='utf-8')
+    r = run_cli('tokenizer', 'extend', '--base', sp_base, '--corpus', corpus, '--add', 1000, '--out', d/'tok')
     assert r.returncode == 0, r.stderr
     return d
 
 
-def test_init_writes_a_standalone_model(setup, shared, tmp_path):
-    r = run_cli('embeddings', 'init', '--model', setup/'tiny', '--base-tokenizer', shared/'tokenizers/llama2',
+def test_init_writes_a_standalone_model(setup, sp_base, tmp_path):
+    r = run_cli('embeddings', 'init', '--model', setup/'tiny', '--base-tokenizer', sp_base,
                 '--tokenizer', setup/'tok', '--method', 'zip-tie', '--tie', '--out', tmp_path/'m')
     assert r.returncode == 0, r.stderr
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -31,16 +31,16 @@ def test_init_writes_a_standalone_model(setup, shared, tmp_path):
     assert m.get_input_embeddings().weight.shape[0] == len(tok) == 33000
     assert m.lm_head.weight is m.get_input_embeddings().weight
     assert torch.equal(m.get_input_embeddings().weight[:32000], before.get_input_embeddings().weight)
-    shuo = tok.convert_tokens_to_ids('說')
-    assert shuo >= 32000 and torch.equal(m.get_input_embeddings().weight[shuo],
-                                         before.get_input_embeddings().weight[[235, 173, 173]].mean(0))
+    lan, lan_bytes = tok.convert_tokens_to_ids('欄'), tok.convert_tokens_to_ids(['<0xE6>', '<0xAC>', '<0x84>'])  # 欄 in UTF-8
+    assert lan >= 32000 and lan_bytes == [233, 175, 135] and torch.equal(m.get_input_embeddings().weight[lan],
+                                                                         before.get_input_embeddings().weight[lan_bytes].mean(0))
     assert json.loads((tmp_path/'m/bailong_init.json').read_text())['method'] == 'zip-tie'
 
 
-def test_compare_writes_json_and_plot(setup, shared, tmp_path):
+def test_compare_writes_json_and_plot(setup, sp_base, sample, tmp_path):
     text = tmp_path/'heldout.txt'
-    text.write_text('\n'.join((shared/'data/zh_tw/corpus.txt').read_text(encoding='utf-8').splitlines()[-300:]), encoding='utf-8')
-    r = run_cli('embeddings', 'compare', '--model', setup/'tiny', '--base-tokenizer', shared/'tokenizers/llama2',
+    text.write_text('\n'.join(sample().read_text(encoding='utf-8').splitlines()[-300:]), encoding='utf-8')
+    r = run_cli('embeddings', 'compare', '--model', setup/'tiny', '--base-tokenizer', sp_base,
                 '--tokenizer', setup/'tok', '--text', text, '--steps', 2, '--eval-texts', 20, '--methods', 'zip-tie', 'random',
                 '--out', tmp_path/'cmp')
     assert r.returncode == 0, r.stderr
@@ -50,9 +50,9 @@ def test_compare_writes_json_and_plot(setup, shared, tmp_path):
     assert (tmp_path/'cmp/compare.png').stat().st_size > 1000
 
 
-def test_bad_inputs(setup, shared, tmp_path):
+def test_bad_inputs(setup, sp_base, tmp_path):
     from bailong.tokenizer import smollm2_gguf
-    common = ['--base-tokenizer', shared/'tokenizers/llama2']
+    common = ['--base-tokenizer', sp_base]
     cases = {
         'not an extension': (['--model', setup/'tiny', *common, '--tokenizer', smollm2_gguf()], 'does not extend the base'),
         'model too small': (['--model', setup/'small-vocab', *common, '--tokenizer', setup/'tok'], 'fewer than the base tokenizer'),

@@ -1,5 +1,5 @@
 "The project's own promises: README rendered from nbs/index.ipynb, modules exported from the notebooks, sample data."
-import shutil, subprocess, sys
+import json, re, shutil, subprocess, sys
 from conftest import ROOT
 
 
@@ -16,9 +16,37 @@ def test_modules_come_only_from_notebooks(tmp_path):
         assert (copy/'bailong'/py.name).read_text() == py.read_text(), f'{py.name} differs from its notebook'
 
 
-def test_packaged_sample_is_small_and_licensed():
+def test_packaged_data_is_small_and_licensed():
     from bailong.data import sample_path, read_corpus, script_shares
-    assert sample_path('zh_tw_sample.txt').stat().st_size + sample_path('en_zh_tw_sample.jsonl').stat().st_size <= 2_000_000
-    assert 'Mozilla Public License' in sample_path('NOTICE').read_text()
+    assets = sample_path('.')
+    data = [p for p in assets.rglob('*') if p.is_file() and p.parent.name != 'licenses' and p.name != 'NOTICE' and '__pycache__' not in p.parts]
+    assert sum(p.stat().st_size for p in data) <= 3_000_000
+    notice = sample_path('NOTICE').read_text()
+    for p in data: assert p.name in notice, f'{p.relative_to(assets)} has no source and licence in assets/NOTICE'
+    for lic in ('Mozilla Public License', 'CC BY-SA 4.0', 'Apache License, Version 2.0'): assert lic in notice
+    assert 'Mozilla Public License Version 2.0' in sample_path('licenses/MPL-2.0.txt').read_text()
+    assert 'Attribution-ShareAlike 4.0 International' in sample_path('licenses/CC-BY-SA-4.0.txt').read_text()
     assert script_shares(read_corpus(sample_path()))['simplified'] < 0.01
     assert len(read_corpus(sample_path('en_zh_tw_sample.jsonl'), text_field='en')) > 1000
+
+
+def test_only_slow_cells_read_unshipped_data():
+    "A fresh clone has no shared/ folder: an example cell that reads one (`shared_path('...')`) must be flagged slow."
+    offenders = []
+    for nb in sorted((ROOT/'nbs').glob('*.ipynb')):
+        for c in json.loads(nb.read_text(encoding='utf-8'))['cells']:
+            src = ''.join(c['source'])
+            reads = [l for l in src.splitlines() if re.search(r"shared_path\('", l) and 'test_fail' not in l]
+            if c['cell_type'] == 'code' and reads and not src.startswith(('#| slow', '#| export')): offenders.append((nb.name, reads[0]))
+    assert not offenders, offenders
+
+
+def test_every_notebook_opens_in_colab():
+    "A badge that opens the notebook itself in Colab, then a hidden cell that installs bailong there and only there."
+    for nb in sorted((ROOT/'nbs').glob('*.ipynb')):
+        cells = json.loads(nb.read_text(encoding='utf-8'))['cells']
+        badge, install = ''.join(cells[1]['source']), ''.join(cells[2]['source'])
+        assert f'colab.research.google.com/github/bailong/bailong/blob/main/nbs/{nb.name})' in badge, nb.name
+        assert install.startswith('#| hide') and 'import google.colab' in install and "'bailong'" in install, nb.name
+        guarded = install[install.index('else:'):]
+        assert 'pip' in guarded and 'except ImportError: pass' in install, nb.name
