@@ -144,9 +144,9 @@ def test_wheel_in_a_fresh_venv(dists, tmp_path_factory):
     tok = summary['stages']['tokenizer']
     assert tok['vocab'] == 49152 + 2000 and tok['tokens_per_char_after'] < 0.6 * tok['tokens_per_char_before']
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    assert len(AutoTokenizer.from_pretrained(tok['dir'])) == 51152
+    assert len(AutoTokenizer.from_pretrained(home/tok['dir'])) == 51152  # dirs are relative to where it ran
     emb = summary['stages']['embeddings']
     assert emb['bits_per_char_zip_tie'] < emb['bits_per_char_random'] and emb['eval_texts'] == 100
-    model = AutoModelForCausalLM.from_pretrained(emb['dir'])
+    model = AutoModelForCausalLM.from_pretrained(home/emb['dir'])
     assert model.get_input_embeddings().weight.shape[0] == 51152 and model.lm_head.weight is model.get_input_embeddings().weight
     assert 'zip-tie' in r.stdout and 'random' in r.stdout
