@@ -11,13 +11,15 @@ from .data import DataError, PrepareConfig, prepare_corpus, save_prepared, forma
 from .tokenizer import ExtendConfig, extend_tokenizer, save_extension, tokenizer_stats
 from .embeddings import METHODS, CompareConfig, compare_inits, load_model, plot_compare, resize_and_init, save_model
 from .tokenizer import load_hf_tokenizer
-from .pretrain import PretrainConfig, load_config, pretrain
+from .train import load_config, DTYPES
+from .pretrain import PretrainConfig, pretrain
+from .sft import SftConfig, sft, merge, load_chat_model, chat_loop, HELP
 from .quickstart import QuickstartConfig, quickstart
 
 # %% auto #0
-__all__ = ['cmd_data_prepare', 'cmd_tokenizer_extend', 'cmd_tokenizer_stats', 'cmd_embeddings_init', 'cmd_embeddings_compare',
-           'cmd_train_pretrain', 'cmd_quickstart', 'chapter_files', 'copy_notebooks', 'cmd_notebooks', 'build_parser',
-           'main']
+__all__ = ['TRAINERS', 'QUICK_KNOBS', 'cmd_data_prepare', 'cmd_tokenizer_extend', 'cmd_tokenizer_stats', 'cmd_embeddings_init',
+           'cmd_embeddings_compare', 'cmd_train', 'cmd_merge', 'cmd_chat', 'cmd_quickstart', 'chapter_files',
+           'copy_notebooks', 'cmd_notebooks', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #c005
 def cmd_data_prepare(args):
@@ -77,19 +79,32 @@ def cmd_embeddings_compare(args):
         plot_compare(results).figure.savefig(d/'compare.png', dpi=110, bbox_inches='tight')
     print(json.dumps(results, indent=1)); print(f'wrote {args.out}/compare.json and compare.png')
 
-def cmd_train_pretrain(args):
+TRAINERS = {'pretrain': (PretrainConfig, pretrain), 'sft': (SftConfig, sft)}
+
+def cmd_train(args):
+    "`bailong train pretrain|sft`: a config file (or a run to resume), `--set key=value` items, then `--out`."
+    cls, run = TRAINERS[args.action]
     if args.resume:
         if not (Path(args.resume)/'config.json').exists():
-            raise DataError(f"--resume {args.resume}: not a pretrain run directory (no config.json)")
-        cfg = load_config(args.config or Path(args.resume)/'config.json', out=args.resume)
-    elif args.config: cfg = load_config(args.config, out=args.out)
-    else: raise DataError("give --config run.yaml (or --resume RUN_DIR)")
-    summary = pretrain(cfg, resume=bool(args.resume))
+            raise DataError(f"--resume {args.resume}: not a {args.action} run directory (no config.json)")
+        cfg = load_config(cls, args.config or Path(args.resume)/'config.json', args.set, out=args.resume)
+    elif args.config or args.set: cfg = load_config(cls, args.config, args.set, out=args.out)
+    else: raise DataError("give --config run.yaml and/or --set key=value (or --resume RUN_DIR)")
+    summary = run(cfg, resume=bool(args.resume))
     if summary is None: return  # not process 0 of a multi-process run
-    print(json.dumps(summary, indent=1)); print(f'wrote {cfg.out}: adapter/, tokenizer/, metrics.jsonl, loss.png, summary.json')
+    print(json.dumps(summary, indent=1, ensure_ascii=False)); print(f'wrote {cfg.out}: adapter/, tokenizer/, metrics.jsonl, loss.png, summary.json')
+
+def cmd_merge(args):
+    report = merge(args.run, args.out, dtype=args.dtype, overwrite=args.overwrite)
+    print(json.dumps(report, indent=1)); print(f"wrote {args.out}: a standalone model (safetensors), tokenizer with its chat template, README.md")
+
+def cmd_chat(args):
+    model, tok = load_chat_model(args.model)
+    chat_loop(model, tok, system=args.system, max_new_tokens=args.max_new_tokens)
 
 def cmd_quickstart(args):
-    quickstart(QuickstartConfig(out=args.out, corpus=args.corpus or '', model=args.model or '', seed=args.seed))
+    quickstart(QuickstartConfig(out=args.out, corpus=args.corpus or '', model=args.model or '', seed=args.seed,
+                                **{k: getattr(args, k) for k in QUICK_KNOBS}))
 
 # %% ../nbs/90_cli.ipynb #c007
 def _default(cls, name): return next(f.default for f in fields(cls) if f.name == name)
@@ -161,13 +176,35 @@ def _embeddings_parser(sub):
     c.set_defaults(func=cmd_embeddings_compare)
 
 def _train_parser(sub):
-    p = sub.add_parser('train', help='continued pre-training (QLoRA)').add_subparsers(dest='action', required=True)
-    t = p.add_parser('pretrain', help='QLoRA continued pre-training from a YAML/JSON config',
-                     description='QLoRA continued pre-training: 4-bit base, LoRA, embeddings trained as configured.')
-    t.add_argument('--config', help='run.yaml / run.json (see examples/)')
-    t.add_argument('--out', help="output directory (overrides the config's out)")
-    t.add_argument('--resume', help='continue the run in this directory from its latest checkpoint')
-    t.set_defaults(func=cmd_train_pretrain)
+    p = sub.add_parser('train', help='QLoRA training: continued pre-training, SFT').add_subparsers(dest='action', required=True)
+    for name, (cls, run) in TRAINERS.items():
+        t = p.add_parser(name, help=run.__doc__.split(';')[0], description=run.__doc__.split(';')[0] + ', on the shared QLoRA engine.')
+        t.add_argument('--config', help='run.yaml / run.json (see examples/)')
+        t.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                       help=f'override one setting (repeatable), e.g. --set steps=50; keys are {cls.__name__} fields')
+        t.add_argument('--out', help="output directory (overrides the config's out)")
+        t.add_argument('--resume', help='continue the run in this directory from its latest checkpoint')
+        t.set_defaults(func=cmd_train)
+
+def _merge_parser(sub):
+    m = sub.add_parser('merge', help='merge a training run into a standalone model (safetensors, tokenizer, model card)',
+                       description='Merge the adapter, the resized vocabulary and the trained embedding rows of a run into the '
+                                   'full-precision base weights; save a standalone Hugging Face model.')
+    m.add_argument('run', help='a finished `bailong train pretrain|sft` output directory')
+    m.add_argument('--out', required=True, help='output directory for the merged model')
+    m.add_argument('--dtype', choices=DTYPES, default='bfloat16', help='dtype of the saved weights (default: %(default)s)')
+    m.add_argument('--overwrite', action='store_true', help='replace a non-empty output directory')
+    m.set_defaults(func=cmd_merge)
+
+def _chat_parser(sub):
+    c = sub.add_parser('chat', help='chat with a merged model in the terminal (streaming, multi-turn)',
+                       description=f'Chat with a merged model through its chat template. {HELP}')
+    c.add_argument('--model', required=True, help='a merged model directory (bailong merge)')
+    c.add_argument('--system', default='', help='system prompt (default: none, or the template\'s own)')
+    c.add_argument('--max-new-tokens', type=int, default=256, help='longest answer in tokens (default: %(default)s)')
+    c.set_defaults(func=cmd_chat)
+
+QUICK_KNOBS = ('n_new_tokens', 'eval_texts', 'pretrain_steps', 'sft_steps')
 
 def _quickstart_parser(sub):
     q = sub.add_parser('quickstart', help='run the whole method on the packaged sample (CPU, offline)',
@@ -176,6 +213,8 @@ def _quickstart_parser(sub):
     q.add_argument('--corpus', help='use this corpus file instead of the packaged sample')
     q.add_argument('--model', help='model (hub id, directory or .gguf) instead of SmolLM2-135M-Instruct')
     q.add_argument('--seed', type=int, default=0)
+    for k in QUICK_KNOBS:  # a shorter (or longer) run: fewer pieces, texts or steps
+        q.add_argument('--' + k.replace('_', '-'), type=int, default=_default(QuickstartConfig, k), help='(default: %(default)s)')
     q.set_defaults(func=cmd_quickstart)
 
 # %% ../nbs/90_cli.ipynb #c009
@@ -219,7 +258,7 @@ def _notebooks_parser(sub):
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog='bailong', description='Bilingual transfer of an English LLM to Traditional Chinese.')
     sub = ap.add_subparsers(dest='command', required=True)
-    _data_parser(sub); _tokenizer_parser(sub); _embeddings_parser(sub); _train_parser(sub); _quickstart_parser(sub)
+    _data_parser(sub); _tokenizer_parser(sub); _embeddings_parser(sub); _train_parser(sub); _merge_parser(sub); _chat_parser(sub); _quickstart_parser(sub)
     _notebooks_parser(sub)
     return ap
 

@@ -11,9 +11,11 @@ from .data import PrepareConfig, prepare_corpus, save_prepared, format_report, s
 from .tokenizer import extend_tokenizer, save_extension, tokenizer_stats, smollm2_gguf, load_hf_tokenizer
 from .embeddings import load_model, resize_and_init, bits_per_char, save_model
 from .pretrain import PretrainConfig, pretrain
+from .sft import SftConfig, sft, merge, load_chat_model, reply
 
 # %% auto #0
-__all__ = ['STAGES', 'QuickstartConfig', 'stage_data', 'stage_tokenizer', 'stage_embeddings', 'stage_pretrain', 'quickstart']
+__all__ = ['PROMPTS', 'STAGES', 'QuickstartConfig', 'stage_data', 'stage_tokenizer', 'stage_embeddings', 'stage_pretrain',
+           'stage_sft', 'quickstart']
 
 # %% ../nbs/80_quickstart.ipynb #c005
 @dataclass
@@ -25,6 +27,7 @@ class QuickstartConfig:
     n_new_tokens: int = 2000
     eval_texts: int = 100             # held-out texts for bits/char
     pretrain_steps: int = 24
+    sft_steps: int = 16
     seed: int = 0
 
 # %% ../nbs/80_quickstart.ipynb #c006
@@ -77,7 +80,27 @@ def stage_pretrain(cfg: QuickstartConfig, results: dict) -> dict:
     return {'bits_per_char_before': round(s['bits_per_char_start'], 3), 'bits_per_char_after': round(s['bits_per_char_end'], 3),
             'steps': pcfg.steps, 'dir': pcfg.out}
 
-STAGES = [('data', stage_data), ('tokenizer', stage_tokenizer), ('embeddings', stage_embeddings), ('pretrain', stage_pretrain)]
+PROMPTS = ['請把這句話翻譯成英文：開啟說明系統。', 'Translate into Traditional Chinese: Open the Help system.']
+
+def stage_sft(cfg: QuickstartConfig, results: dict) -> dict:
+    "Merge the pre-trained model, fine-tune it on bilingual conversations (SFT, answers only), merge again, and ask it."
+    pre = merge(results['pretrain']['dir'], Path(cfg.out)/'pretrained', overwrite=True)
+    scfg = SftConfig(model=pre['out'], data=['bailong:translation-chats'], block_size=512, micro_batch=1, steps=cfg.sft_steps,
+                     eval_every=cfg.sft_steps, save_every=0, lr=1e-3, warmup_steps=2, eval_conversations=8, seed=cfg.seed,
+                     out=str(Path(cfg.out)/'sft'))
+    if Path(scfg.out).exists(): shutil.rmtree(scfg.out)
+    s = sft(scfg)
+    m = merge(scfg.out, Path(cfg.out)/'instruct', overwrite=True)
+    print(f"held-out answer loss {s['answer_loss_start']:.3f} -> {s['answer_loss_end']:.3f} nats/token after {scfg.steps} steps; "
+          f"merged into {m['out']} ({m['dtype']})")
+    model, tok = load_chat_model(m['out'])
+    answers = {p: reply(model, tok, [{'role': 'user', 'content': p}], max_new_tokens=40) for p in PROMPTS}
+    for p, a in answers.items(): print(f'> {p}\n{a}')
+    return {'answer_loss_before': round(s['answer_loss_start'], 3), 'answer_loss_after': round(s['answer_loss_end'], 3),
+            'steps': scfg.steps, 'dir': m['out'], 'answers': answers}
+
+STAGES = [('data', stage_data), ('tokenizer', stage_tokenizer), ('embeddings', stage_embeddings), ('pretrain', stage_pretrain),
+          ('sft', stage_sft)]
 
 # %% ../nbs/80_quickstart.ipynb #c008
 def quickstart(cfg: QuickstartConfig | None = None) -> dict:
@@ -93,6 +116,6 @@ def quickstart(cfg: QuickstartConfig | None = None) -> dict:
     (out/'summary.json').write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding='utf-8')
     print('\n== summary')
     for name, r in results.items():
-        print(f"{name:<10} {r['seconds']:>7.1f}s  " + ', '.join(f'{k}={v}' for k, v in r.items() if k != 'seconds'))
+        print(f"{name:<10} {r['seconds']:>7.1f}s  " + ', '.join(f'{k}={v}' for k, v in r.items() if k not in ('seconds', 'answers')))
     print(f'outputs are in {out.resolve()}')
     return summary

@@ -76,13 +76,16 @@ def _load_gguf(path: Path) -> BaseTokenizer:
     import gguf
     reader = gguf.GGUFReader(str(path))
     kind = _gguf_field(reader, 'tokenizer.ggml.model')
-    if kind == 'llama': return BaseTokenizer('sentencepiece', str(path), proto=_sp_from_gguf(reader))
+    template = _gguf_field(reader, 'tokenizer.chat_template')  # kept, so an extended chat model still chats
+    if kind == 'llama': return BaseTokenizer('sentencepiece', str(path), proto=_sp_from_gguf(reader),
+                                             config={'chat_template': template} if template else {})
     if kind != 'gpt2': raise DataError(f"{path}: GGUF tokenizer model {kind!r}; bailong extends {SUPPORTED_KINDS}")
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     with tempfile.TemporaryDirectory() as d:
         tok.save_pretrained(d)
         config = json.loads((Path(d)/'tokenizer_config.json').read_text())
+    if template: config['chat_template'] = template
     return BaseTokenizer('bytelevel', str(path), spec=_json_spec(json.loads(tok.backend_tokenizer.to_str()), str(path)), config=config)
 
 # %% ../nbs/01_tokenizer.ipynb #c011
@@ -102,6 +105,7 @@ def load_base(base) -> BaseTokenizer:
     if p.is_file() and p.suffix == '.gguf': return _load_gguf(p)
     d = p if p.is_dir() else p.parent
     config = json.loads((d/'tokenizer_config.json').read_text()) if (d/'tokenizer_config.json').exists() else {}
+    if (d/'chat_template.jinja').exists(): config['chat_template'] = (d/'chat_template.jinja').read_text(encoding='utf-8')  # transformers 5 keeps it apart
     model = p if p.is_file() and p.suffix != '.json' else d/'tokenizer.model'
     spec = p if p.is_file() and p.suffix == '.json' else d/'tokenizer.json'
     if model.exists(): return BaseTokenizer('sentencepiece', str(base), proto=_sp_proto(model.read_bytes(), str(base)), config=config)
@@ -382,7 +386,7 @@ def _write_sp(proto, base_config: dict, d: Path):
     from tokenizers import processors
     (d/'tokenizer.model').write_bytes(proto.SerializeToString())
     fast = AutoTokenizer.from_pretrained(str(d)).backend_tokenizer  # converted from tokenizer.model alone
-    config = {**_SP_CONFIG, **{k: v for k, v in base_config.items() if k not in ('added_tokens_decoder', 'tokenizer_file')}}
+    config = {**_SP_CONFIG, **{k: v for k, v in base_config.items() if k not in ('added_tokens_decoder', 'tokenizer_file', 'chat_template')}}
     config['tokenizer_class'] = _SP_CONFIG['tokenizer_class']  # not the base's LlamaTokenizer: it drops a leading space sentencepiece keeps
     if config.get('add_bos_token', True):
         bos = config.get('bos_token', '<s>'); bos = bos['content'] if isinstance(bos, dict) else bos
@@ -398,7 +402,9 @@ def save_extension(ext: Extension, out, overwrite: bool = False) -> Path:
         else:
             (d/'tokenizer.json').write_text(json.dumps(ext.spec, ensure_ascii=False))
             (d/'tokenizer_config.json').write_text(json.dumps({k: v for k, v in ext.base.config.items()
-                                                               if k != 'added_tokens_decoder'}, ensure_ascii=False, indent=1))
+                                                               if k not in ('added_tokens_decoder', 'chat_template')}, ensure_ascii=False, indent=1))
+        if template := ext.base.config.get('chat_template'):  # the base's chat template and special tokens stay
+            (d/'chat_template.jinja').write_text(template if isinstance(template, str) else json.dumps(template), encoding='utf-8')
         (d/'extension_report.json').write_text(json.dumps(ext.report, ensure_ascii=False, indent=1))
     return Path(out)
 

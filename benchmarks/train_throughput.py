@@ -5,7 +5,7 @@
 
 Peer: transformers + peft + bitsandbytes, 4-bit NF4 (double quant, bf16 compute), `prepare_model_for_kbit_training`
 (gradient checkpointing), LoRA r=128 on all linear layers, `modules_to_save=["embed_tokens", "lm_head"]`,
-PagedAdamW32bit. bailong: `load_base_model` + `wrap_model` + `LMLoss` from `bailong.pretrain`, the same LoRA, the same
+PagedAdamW32bit. bailong: `load_base_model` + `wrap_model` + `LMLoss` from `bailong.train`, the same LoRA, the same
 embeddings trained (`embedding_mode: full`), the same optimizer. On the CPU both use torch AdamW (paged optimizers
 need CUDA) and float32 compute, as bailong's CPU runs do.
 
@@ -85,14 +85,14 @@ def peer_model(d, shape, dev, dtype):
     model = get_peft_model(model, LoraConfig(r=shape['r'], lora_alpha=2 * shape['r'], lora_dropout=0.05, target_modules='all-linear',
                                              modules_to_save=['embed_tokens', 'lm_head'], task_type='CAUSAL_LM'))
     if dev == 'cpu':
-        from bailong.pretrain import keep_4bit_differentiable
-        keep_4bit_differentiable(model)  # or the CPU kernel drops LoRA gradients (see the pretrain chapter)
+        from bailong.train import keep_4bit_differentiable
+        keep_4bit_differentiable(model)  # or the CPU kernel drops LoRA gradients (see the training-engine chapter)
     return model, lambda x: model(input_ids=x, labels=x).loss
 
 
 def bailong_model(d, shape, dev, dtype, settings):
-    from bailong.pretrain import PretrainConfig, load_base_model, wrap_model, LMLoss, autocast
-    cfg = PretrainConfig(model=str(d), compute_dtype=str(dtype).split('.')[-1], block_size=shape['seq'],
+    from bailong.train import TrainConfig, load_base_model, wrap_model, LMLoss, autocast
+    cfg = TrainConfig(model=str(d), compute_dtype=str(dtype).split('.')[-1], block_size=shape['seq'],
                          lora_r=shape['r'], lora_alpha=2 * shape['r'], lora_dropout=0.05, embedding_mode='full',
                          gradient_checkpointing=True, loss_chunk=shape['chunk'], **settings)
     model = wrap_model(cfg, load_base_model(cfg, str(d), dev), [])

@@ -1,7 +1,7 @@
 """`pip install bailong`: the wheel and sdist build from the clone, pass `twine check`, carry the packaged data, every
 licence and the chapters; the wheel installs in a fresh venv elsewhere and its `bailong` command runs there.
 Offline: nothing here downloads anything."""
-import json, os, shutil, subprocess, sys, tarfile, time, zipfile
+import json, os, re, shutil, subprocess, sys, tarfile, time, zipfile
 from configparser import ConfigParser
 from pathlib import Path
 import pytest
@@ -132,21 +132,16 @@ def test_wheel_in_a_fresh_venv(dists, tmp_path_factory):
     r = subprocess.run([bailong, 'notebooks', 'chapters'], capture_output=True, text=True, cwd=home, env=env)
     assert r.returncode == 2 and 'chapters' in r.stderr and '--overwrite' in r.stderr, r.stderr
 
-    # the quickstart end to end (the tests' only run of it: the README's first command runs it from a clone)
+    # the wheel's packaged data and examples, end to end: pre-training (zh-TW sample), SFT (translation chats built from
+    # the packaged pairs), merge, chat. The quickstart itself runs in its chapter and as the README's first command.
     t0 = time.perf_counter()
-    r = _run(bailong, 'quickstart', '--out', 'qs', cwd=home, env=env, timeout=3600)
-    print(f'quickstart: {time.perf_counter() - t0:.0f}s')
-    out = home/'qs'
-    assert '== [1/' in r.stdout and '== summary' in r.stdout and str(out.resolve()) in r.stdout
-    summary = json.loads((out/'summary.json').read_text(encoding='utf-8'))
-    assert list(summary['stages']) == ['data', 'tokenizer', 'embeddings', 'pretrain'], summary
-    assert summary['stages']['data']['train_docs'] > 5000 and (out/'data/train.jsonl').exists()
-    tok = summary['stages']['tokenizer']
-    assert tok['vocab'] == 49152 + 2000 and tok['tokens_per_char_after'] < 0.6 * tok['tokens_per_char_before']
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    assert len(AutoTokenizer.from_pretrained(home/tok['dir'])) == 51152  # dirs are relative to where it ran
-    emb = summary['stages']['embeddings']
-    assert emb['bits_per_char_zip_tie'] < emb['bits_per_char_random'] and emb['eval_texts'] == 100
-    model = AutoModelForCausalLM.from_pretrained(home/emb['dir'])
-    assert model.get_input_embeddings().weight.shape[0] == 51152 and model.lm_head.weight is model.get_input_embeddings().weight
-    assert 'zip-tie' in r.stdout and 'random' in r.stdout
+    short = ['--set', 'steps=2', '--set', 'eval_every=2', '--set', 'save_every=0']
+    _run(bailong, 'train', 'pretrain', '--config', 'chapters/examples/pretrain_tiny_cpu.yaml', *short, '--out', 'pre', cwd=home, env=env)
+    assert json.loads((home/'pre/summary.json').read_text())['new_tokens'] == 500
+    _run(bailong, 'train', 'sft', '--config', 'chapters/examples/sft_tiny_cpu.yaml', *short, '--out', 'sft', cwd=home, env=env)
+    summary = json.loads((home/'sft/summary.json').read_text(encoding='utf-8'))
+    assert summary['conversations']['kept'] > 1800 and summary['answer_loss_end'] > 0, summary
+    _run(bailong, 'merge', 'sft', '--out', 'chat-model', cwd=home, env=env)
+    r = _run(bailong, 'chat', '--model', 'chat-model', '--max-new-tokens', '3', cwd=home, env=env, input='你好\n')
+    assert r.stdout.count('> ') == 2, r.stdout
+    print(f'train, merge, chat: {time.perf_counter() - t0:.0f}s')

@@ -28,14 +28,15 @@ def reload(run):
         load_in_4bit=True, bnb_4bit_quant_type='nf4', bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.float32))
     base.resize_token_embeddings(len(AutoTokenizer.from_pretrained(f'{run}/tokenizer')), mean_resizing=False)
     model = PeftModel.from_pretrained(base, f'{run}/adapter')
-    from bailong.pretrain import keep_4bit_differentiable
+    from bailong.train import keep_4bit_differentiable
     keep_4bit_differentiable(model)  # the CPU 4-bit kernel that training used
     return model
 
 
 @pytest.mark.parametrize('mode', ['new-rows', 'full', 'lora'])
 def test_embedding_modes(tmp_path, mode):
-    from bailong.pretrain import build_model, load_docs, pretrain
+    from bailong.pretrain import load_docs, pretrain
+    from bailong.train import build_model
     cfg = cfg_for(tmp_path, mode, embedding_mode=mode)
     summary = pretrain(cfg, progress=False)
     rows = [json.loads(l) for l in (tmp_path/mode/'metrics.jsonl').read_text().splitlines()]
@@ -53,7 +54,8 @@ def test_embedding_modes(tmp_path, mode):
 def test_lora_gradients_survive_an_evaluation(tmp_path):
     "bitsandbytes on CPU repacks 4-bit weights after an eval-mode forward unless told not to; gradients must still flow."
     import bitsandbytes as bnb
-    from bailong.pretrain import build_model, evaluate, load_docs
+    from bailong.pretrain import evaluate, load_docs
+    from bailong.train import build_model
     cfg = cfg_for(tmp_path, 'grad')
     tok, model, _, _ = build_model(cfg, tmp_path, load_docs(cfg)[0])
     assert any(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())
