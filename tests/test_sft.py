@@ -101,10 +101,16 @@ print(json.dumps({'marked': marked, 'eos': tok.eos_token, 'new': out.shape[1] - 
 '''
 
 
-def test_merge_makes_a_standalone_model(sft_run, tmp_path):
-    r = run_cli('merge', sft_run, '--out', tmp_path/'m')
+@pytest.fixture(scope='module')
+def merged(sft_run):
+    m = sft_run.parent/'merged'
+    r = run_cli('merge', sft_run, '--out', m)
     assert r.returncode == 0, r.stderr[-3000:]
-    m = tmp_path/'m'
+    return m
+
+
+def test_merge_makes_a_standalone_model(sft_run, merged, tmp_path):
+    m = merged
     report = json.loads((m/'merge.json').read_text())
     assert report['max_logit_diff'] < 1e-4 and report['tied'], report  # merged == base + adapter; tied stays tied
     assert (m/'model.safetensors').exists() and (m/'chat_template.jinja').exists()
@@ -115,13 +121,12 @@ def test_merge_makes_a_standalone_model(sft_run, tmp_path):
     got = json.loads(r.stdout.strip().splitlines()[-1])
     assert got['marked'] == f"Open the Help.{got['eos']}ヘルプを開きます。{got['eos']}", got  # exactly the answers and their end token
     assert got['new'] >= 1 and got['dtype'] == 'torch.bfloat16' and got['tied'], got
-    r = run_cli('merge', sft_run, '--out', tmp_path/'m')
+    r = run_cli('merge', sft_run, '--out', m)
     assert r.returncode == 2 and 'already exists' in r.stderr
 
 
-def test_chat_in_the_terminal(sft_run, tmp_path):
-    assert run_cli('merge', sft_run, '--out', tmp_path/'m', '--dtype', 'float32').returncode == 0
-    r = subprocess.run(['bailong', 'chat', '--model', str(tmp_path/'m'), '--max-new-tokens', '4'], capture_output=True, text=True,
+def test_chat_in_the_terminal(merged):
+    r = subprocess.run(['bailong', 'chat', '--model', str(merged), '--max-new-tokens', '4'], capture_output=True, text=True,
                        input='你好\n/system 請簡短回答。\nHello\n/reset\nHi\n', timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert '(system prompt: 請簡短回答。)' in r.stdout and '(conversation cleared)' in r.stdout and r.stdout.count('> ') == 6, r.stdout
