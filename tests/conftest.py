@@ -24,3 +24,12 @@ def sample():
 def run_cli(*args, cwd=None, timeout=600):
     "Run the installed `bailong` console script in a subprocess, as a user would."
     return subprocess.run(['bailong', *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+
+def cli(*args) -> tuple[int, str]:
+    "bailong's entry point in this process, with what it printed to stderr: for bad inputs, which end before any work starts."
+    import contextlib, io
+    from bailong.cli import main
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()): rc = main([str(a) for a in args])
+    return rc, err.getvalue()

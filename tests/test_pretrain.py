@@ -1,10 +1,10 @@
 """Continued pre-training on the CPU: embedding modes, the 4-bit gradient trap, exact resume after SIGKILL, export, bad inputs,
 bf16 autocast with float32 masters, and two processes (DDP over gloo) against one."""
-import contextlib, functools, io, json, os, random, signal, subprocess, sys, tempfile, time
+import functools, json, os, random, signal, subprocess, sys, tempfile, time
 from pathlib import Path
 import pytest
 import torch
-from conftest import run_cli, ROOT
+from conftest import run_cli, cli, ROOT
 
 TINY = dict(model='bailong:tiny-llama', block_size=32, micro_batch=4, steps=12, eval_every=6,
             save_every=0, lr=3e-3, embedding_lr=3e-3, warmup_steps=2, eval_texts=16)
@@ -135,13 +135,6 @@ print(bits_per_char(model, tok, load_docs(cfg)[1]))
     assert r.returncode == 0, r.stderr
     assert abs(float(r.stdout.strip().splitlines()[-1]) - summary['bits_per_char_end']) < 1e-4
 
-
-def cli(*args) -> tuple[int, str]:
-    "bailong's entry point in this process, with what it printed to stderr."
-    from bailong.cli import main
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()): rc = main([str(a) for a in args])
-    return rc, err.getvalue()
 
 
 def test_bad_inputs(tmp_path):

@@ -2,10 +2,10 @@
 takes another conversation file with `--set data=`; `bailong merge` writes a standalone model that plain
 transformers loads in a fresh process (assistant mask, generation, logits equal to the unmerged model's); `bailong chat`;
 TensorBoard and Trackio sinks; bad inputs end with one clear error and no partial output."""
-import contextlib, importlib.util, io, json, os, random, re, signal, subprocess, sys, time
+import importlib.util, json, os, random, re, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
-from conftest import run_cli, ROOT
+from conftest import run_cli, cli, ROOT
 
 EXAMPLE = ROOT/'examples'/'sft_tiny_cpu.yaml'
 SHORT = ['--set', 'steps=16', '--set', 'save_every=4', '--set', 'eval_every=8']
@@ -131,13 +131,6 @@ def test_chat_in_the_terminal(merged):
     assert r.returncode == 0, r.stderr[-3000:]
     assert '(system prompt: 請簡短回答。)' in r.stdout and '(conversation cleared)' in r.stdout and r.stdout.count('> ') == 6, r.stdout
 
-
-def cli(*args) -> tuple[int, str]:
-    "bailong's entry point in this process: bad inputs end before any training starts, so no subprocess is needed."
-    from bailong.cli import main
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()): rc = main([str(a) for a in args])
-    return rc, err.getvalue()
 
 
 def test_bad_inputs(tmp_path):
