@@ -65,7 +65,8 @@ setuptools.setup(
     install_requires = requirements,
     extras_require = {'dev': reqs('dev_requirements'), 'gpu': reqs('gpu_requirements'),  # gpu: fused Triton kernels (CUDA)
                       'lab': reqs('lab_requirements'),  # lab: run the chapters from `bailong notebooks DIR` in JupyterLab
-                      'track': reqs('track_requirements')},  # track: report_to tensorboard / trackio
+                      'track': reqs('track_requirements'),  # track: report_to tensorboard / trackio
+                      'vllm': reqs('vllm_requirements')},  # vllm: `bailong bench answer --backend vllm` (CUDA)
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = long_description,

@@ -4,8 +4,8 @@
 
 # %% ../nbs/90_cli.ipynb #c002
 from __future__ import annotations
-import argparse, importlib.resources, json, shlex, shutil, sys
-from dataclasses import fields
+import argparse, importlib.resources, inspect, json, re, shlex, shutil, sys, typing
+from dataclasses import fields, MISSING
 from pathlib import Path
 from .data import DataError, PrepareConfig, prepare_corpus, save_prepared, format_report, read_corpus, resolve_source, atomic_dir
 from .tokenizer import ExtendConfig, extend_tokenizer, save_extension, tokenizer_stats
@@ -15,11 +15,16 @@ from .train import load_config, DTYPES
 from .pretrain import PretrainConfig, pretrain
 from .sft import SftConfig, sft, merge, load_chat_model, chat_loop, HELP
 from .quickstart import QuickstartConfig, quickstart
+from .bench import AnswerConfig, answer
+from .checks import check_file
+from .judge import JudgeConfig, JudgeError, judge, results_table, plot_radar, plot_bars
+from .mc import McConfig, run_mc
 
 # %% auto #0
 __all__ = ['TRAINERS', 'QUICK_KNOBS', 'cmd_data_prepare', 'cmd_tokenizer_extend', 'cmd_tokenizer_stats', 'cmd_embeddings_init',
-           'cmd_embeddings_compare', 'cmd_train', 'cmd_merge', 'cmd_chat', 'cmd_quickstart', 'chapter_files',
-           'copy_notebooks', 'cmd_notebooks', 'build_parser', 'main']
+           'cmd_embeddings_compare', 'cmd_train', 'cmd_merge', 'cmd_chat', 'cmd_quickstart', 'cmd_bench_answer',
+           'cmd_bench_check', 'cmd_bench_judge', 'cmd_bench_show', 'cmd_bench_mc', 'chapter_files', 'copy_notebooks',
+           'cmd_notebooks', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #c005
 def cmd_data_prepare(args):
@@ -204,7 +209,7 @@ def _chat_parser(sub):
     c.add_argument('--max-new-tokens', type=int, default=256, help='longest answer in tokens (default: %(default)s)')
     c.set_defaults(func=cmd_chat)
 
-QUICK_KNOBS = ('n_new_tokens', 'eval_texts', 'pretrain_steps', 'sft_steps')
+QUICK_KNOBS = ('n_new_tokens', 'eval_texts', 'pretrain_steps', 'sft_steps', 'bench_questions', 'mc_items')
 
 def _quickstart_parser(sub):
     q = sub.add_parser('quickstart', help='run the whole method on the packaged sample (CPU, offline)',
@@ -216,6 +221,89 @@ def _quickstart_parser(sub):
     for k in QUICK_KNOBS:  # a shorter (or longer) run: fewer pieces, texts or steps
         q.add_argument('--' + k.replace('_', '-'), type=int, default=_default(QuickstartConfig, k), help='(default: %(default)s)')
     q.set_defaults(func=cmd_quickstart)
+
+# %% ../nbs/90_cli.ipynb #c101
+def _json_object(opt: str):
+    def parse(s: str) -> dict:
+        try: v = json.loads(s)
+        except json.JSONDecodeError: v = None
+        if not isinstance(v, dict): raise argparse.ArgumentTypeError(f"{opt}: expected a JSON object, e.g. '{{\"question_id\": \"id\"}}'")
+        return v
+    return parse
+
+def _field_help(cls) -> dict:
+    "The comment after each field in the dataclass's source, as the option's help."
+    try: src = inspect.getsource(cls)
+    except (OSError, TypeError): return {}
+    return dict(re.findall(r'^\s+(\w+):[^#\n]*#\s*(.+)$', src, re.M))
+
+def _options(p, cls, required=(), skip=()):
+    "One --option per field of the config dataclass `cls`, with the field's type, default and comment."
+    hints, notes = typing.get_type_hints(cls), _field_help(cls)
+    for f in fields(cls):
+        if f.name in skip: continue
+        t = next((a for a in typing.get_args(hints[f.name]) if a is not type(None)), hints[f.name])  # `str | None` is a str option
+        default = f.default if f.default is not MISSING else f.default_factory()
+        opt, req = '--' + f.name.replace('_', '-'), f.name in required
+        shown = ' '.join(s for s in (notes.get(f.name, '').replace('%', '%%'),
+                                     '' if req or default in ('', None, [], {}) else f'(default: {default})'.replace('%', '%%')) if s) or None
+        if t is bool: p.add_argument(opt, action=argparse.BooleanOptionalAction, default=default)
+        elif t is list: p.add_argument(opt, nargs='+', default=default, required=req, metavar='FILE', help=shown)
+        elif t is dict: p.add_argument(opt, type=_json_object(opt), default=default, metavar='JSON', help=shown)
+        else: p.add_argument(opt, type=t, default=default, required=req, help=shown)
+
+def _config(cls, args): return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+
+def _print(report): print(json.dumps(report, indent=1, ensure_ascii=False, default=str))
+
+def cmd_bench_answer(args): _print(answer(_config(AnswerConfig, args)))
+
+def cmd_bench_check(args): _print(check_file(args.questions, args.answers, args.out))
+
+def cmd_bench_judge(args):
+    try: _print(judge(_config(JudgeConfig, args)))
+    except JudgeError as e:  # what failed is not recorded: running again judges exactly that
+        print(f'bailong: {e}', file=sys.stderr); return 1
+
+def cmd_bench_show(args):
+    table = results_table(args.judgments, args.questions or None)
+    print(table.to_string(index=False))
+    if args.plots:
+        out = Path(args.plots); out.mkdir(parents=True, exist_ok=True)
+        figs = {'bars.png': plot_bars(table)}
+        if table['category'].nunique() > 3: figs['radar.png'] = plot_radar(table)  # 3+ categories besides 'all'
+        for name, fig in figs.items(): fig.savefig(out/name, dpi=120, bbox_inches='tight')
+        print(f"wrote {', '.join(str(out/n) for n in figs)}")
+
+def cmd_bench_mc(args):
+    r = run_mc(_config(McConfig, args), progress=True)
+    _print(r['results'])
+    if args.out: print(f'wrote {args.out}')
+
+def _bench_parser(sub):
+    p = sub.add_parser('bench', help='evaluate: answers, rule checks, LLM judge, results, multiple choice').add_subparsers(dest='action', required=True)
+    a = p.add_parser('answer', help='answer a bench (FastChat question file) into a FastChat answer file; resumes',
+                     description='Answer every question (all turns) with a model; a rerun answers only what the file lacks.')
+    _options(a, AnswerConfig, required=('model',)); a.set_defaults(func=cmd_bench_answer)
+    c = p.add_parser('check', help="Bailong-bench's deterministic rules: Simplified characters, answer language",
+                     description='One JSONL line per (question, turn): Simplified-only characters, languages, violation.')
+    c.add_argument('--questions', required=True, help='question file (or bailong:zh_tw_bench, bailong:mt_bench)')
+    c.add_argument('--answers', required=True, help='a FastChat model_answer file')
+    c.add_argument('--out', required=True, help='the checks JSONL to write')
+    c.set_defaults(func=cmd_bench_check)
+    j = p.add_parser('judge', help='score answers 0-10 with an LLM judge (any OpenAI-compatible endpoint, or local); resumes',
+                     description='FastChat single-answer judging with Bailong-bench rules; the key is read from --api-key-env.')
+    _options(j, JudgeConfig, required=('answers',)); j.set_defaults(func=cmd_bench_judge)
+    s = p.add_parser('show', help='a table of judgments: model x category (mean, count, violations); plots',
+                     description='Mean judge score per model and category, judged turns, rule violations, unparsable judgments.')
+    s.add_argument('judgments', nargs='+', help='judgment JSONL files (bailong bench judge)')
+    s.add_argument('--questions', default='', help='question file, for categories the judgments lack')
+    s.add_argument('--plots', default='', help='write bars.png (and radar.png with 3+ categories) to this folder')
+    s.set_defaults(func=cmd_bench_show)
+    m = p.add_parser('mc', help='multiple-choice log-likelihood evaluation (accuracy with a 95%% interval)',
+                     description='Score options by log-likelihood: the LibreOffice translation task offline, TMMLU+-style files or datasets.')
+    _options(m, McConfig, required=('model',)); m.set_defaults(func=cmd_bench_mc)
+
 
 # %% ../nbs/90_cli.ipynb #c009
 def chapter_files() -> dict:
@@ -259,13 +347,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog='bailong', description='Bilingual transfer of an English LLM to Traditional Chinese.')
     sub = ap.add_subparsers(dest='command', required=True)
     _data_parser(sub); _tokenizer_parser(sub); _embeddings_parser(sub); _train_parser(sub); _merge_parser(sub); _chat_parser(sub); _quickstart_parser(sub)
-    _notebooks_parser(sub)
+    _bench_parser(sub); _notebooks_parser(sub)
     return ap
 
 def main(argv=None) -> int:
     "Entry point of the `bailong` command; bad input ends with a one-line error and exit status 2."
     args = build_parser().parse_args(argv)
-    try: args.func(args)
+    try: return args.func(args) or 0
     except (DataError, FileNotFoundError) as e:
         print(f'bailong: error: {e}', file=sys.stderr); return 2
     return 0

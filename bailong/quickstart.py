@@ -12,10 +12,14 @@ from .tokenizer import extend_tokenizer, save_extension, tokenizer_stats, smollm
 from .embeddings import load_model, resize_and_init, bits_per_char, save_model
 from .pretrain import PretrainConfig, pretrain
 from .sft import SftConfig, sft, merge, load_chat_model, reply
+from .bench import AnswerConfig, answer, read_questions
+from .checks import check_file
+from .judge import JudgeConfig, judge, results_table, serve
+from .mc import compare_models, mc_table
 
 # %% auto #0
 __all__ = ['PROMPTS', 'STAGES', 'QuickstartConfig', 'stage_data', 'stage_tokenizer', 'stage_embeddings', 'stage_pretrain',
-           'stage_sft', 'quickstart']
+           'stage_sft', 'stage_bench', 'quickstart']
 
 # %% ../nbs/80_quickstart.ipynb #c005
 @dataclass
@@ -28,6 +32,8 @@ class QuickstartConfig:
     eval_texts: int = 100             # held-out texts for bits/char
     pretrain_steps: int = 24
     sft_steps: int = 16
+    bench_questions: int = 6          # zh-TW bench questions, and two English MT-Bench ones
+    mc_items: int = 24                # translation multiple-choice items per direction
     seed: int = 0
 
 # %% ../nbs/80_quickstart.ipynb #c006
@@ -96,11 +102,52 @@ def stage_sft(cfg: QuickstartConfig, results: dict) -> dict:
     model, tok = load_chat_model(m['out'])
     answers = {p: reply(model, tok, [{'role': 'user', 'content': p}], max_new_tokens=40) for p in PROMPTS}
     for p, a in answers.items(): print(f'> {p}\n{a}')
-    return {'answer_loss_before': round(s['answer_loss_start'], 3), 'answer_loss_after': round(s['answer_loss_end'], 3),
+    return {'pretrained': pre['out'], 'answer_loss_before': round(s['answer_loss_start'], 3), 'answer_loss_after': round(s['answer_loss_end'], 3),
             'steps': scfg.steps, 'dir': m['out'], 'answers': answers}
 
+
+# %% ../nbs/80_quickstart.ipynb #c102
+def _one_per_category(questions, n: int) -> list[dict]:
+    "The first question of each category, in file order, up to `n`: a small bench that still spans the categories."
+    seen, picked = set(), []
+    for q in questions:
+        if q['category'] not in seen and len(picked) < n: seen.add(q['category']); picked.append(q)
+    return picked
+
+def stage_bench(cfg: QuickstartConfig, results: dict) -> dict:
+    "Evaluate: batched answers to zh-TW and English bench questions, the rule checks, an LLM judge behind a local OpenAI-compatible server; multiple choice (translation), base vs pre-trained vs instruct."
+    out, model = Path(cfg.out)/'bench', results['sft']['dir']
+    if out.exists(): shutil.rmtree(out)
+    out.mkdir(parents=True)
+    zh = _one_per_category(read_questions('bailong:zh_tw_bench'), max(cfg.bench_questions - 2, 1))
+    questions = zh + _one_per_category(read_questions('bailong:mt_bench'), cfg.bench_questions - len(zh))  # English, two turns
+    qfile = out/'question.jsonl'
+    qfile.write_text(''.join(json.dumps(q, ensure_ascii=False) + '\n' for q in questions), encoding='utf-8')
+    a = answer(AnswerConfig(questions=str(qfile), model=model, model_id='quickstart-instruct', max_new_tokens=64, batch_size=8,
+                            seed=cfg.seed, out=str(out/'model_answer'/'quickstart-instruct.jsonl')), progress=False)
+    c = check_file(qfile, a['out'], out/'checks.jsonl')
+    with serve(model) as url:  # the judge: the same small model behind `transformers serve`; a real judge is a large model
+        j = judge(JudgeConfig(questions=str(qfile), answers=[a['out']], backend='openai', base_url=url, model=model,
+                              out=str(out/'model_judgment'/'quickstart-instruct_single.jsonl'), max_tokens=48, score_retries=0,
+                              concurrency=2), progress=False)
+    table = results_table([j['out']])
+    print(f"{a['answered']} questions answered ({a['new_tokens']} tokens, {a['tokens_per_s']} tokens/s, batched); "
+          f"rule violations: {c['violations']}")
+    print(table.to_string(index=False))
+    base = cfg.model or str(smollm2_gguf())
+    rows = compare_models({'base': base, 'pre-trained': results['sft']['pretrained'], 'instruct': model}, n=cfg.mc_items,
+                          seed=cfg.seed, batch_size=8)
+    print(mc_table(rows))
+    overall = table[table['category'] == 'all'].iloc[0]
+    return {'answered': a['answered'], 'answer_tokens_per_s': a['tokens_per_s'], 'violations': c['violations'],
+            'judged': j['judged'] + j['rule_zero'], 'judge_unparsable': j['unparsable'],
+            'mean_score': None if overall['mean'] != overall['mean'] else float(overall['mean']),
+            'mc': {f"{r['model']} {r['task']}": round(r['acc'], 3) for r in rows}, 'dir': str(out)}
+
+
+# %% ../nbs/80_quickstart.ipynb #c103
 STAGES = [('data', stage_data), ('tokenizer', stage_tokenizer), ('embeddings', stage_embeddings), ('pretrain', stage_pretrain),
-          ('sft', stage_sft)]
+          ('sft', stage_sft), ('bench', stage_bench)]
 
 # %% ../nbs/80_quickstart.ipynb #c008
 def quickstart(cfg: QuickstartConfig | None = None) -> dict:

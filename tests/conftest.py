@@ -1,4 +1,4 @@
-import os, subprocess, sys
+import os, subprocess
 from pathlib import Path
 import pytest
 
@@ -33,3 +33,19 @@ def cli(*args) -> tuple[int, str]:
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()): rc = main([str(a) for a in args])
     return rc, err.getvalue()
+
+
+@pytest.fixture(scope="session")
+def smollm2_hf(tmp_path_factory):
+    "SmolLM2-135M-Instruct as a Hugging Face directory, made once from the packaged GGUF: it loads in a second, and serves."
+    from bailong.embeddings import load_model, save_model
+    from bailong.tokenizer import smollm2_gguf, load_hf_tokenizer
+    return save_model(load_model(smollm2_gguf()), load_hf_tokenizer(smollm2_gguf()), tmp_path_factory.mktemp('smollm2')/'smollm2',
+                      info={'from': smollm2_gguf().name})
+
+
+@pytest.fixture(scope="session")
+def served_smollm2(smollm2_hf):
+    "(base URL, model name) of a real OpenAI-compatible server on 127.0.0.1: `transformers serve` with SmolLM2, one per session."
+    from bailong.judge import serve
+    with serve(smollm2_hf) as url: yield url, str(smollm2_hf)

@@ -1,7 +1,7 @@
 """`pip install bailong`: the wheel and sdist build from the clone, pass `twine check`, carry the packaged data, every
 licence and the chapters; the wheel installs in a fresh venv elsewhere and its `bailong` command runs there.
 Offline: nothing here downloads anything."""
-import json, os, re, shutil, subprocess, sys, tarfile, time, zipfile
+import json, os, shutil, subprocess, sys, tarfile, time, zipfile
 from configparser import ConfigParser
 from pathlib import Path
 import pytest

@@ -142,7 +142,7 @@ def test_bad_inputs(tmp_path):
         d = tmp_path/name.replace(' ', '-'); d.mkdir()
         (d/'c.jsonl').write_text(json.dumps(good, ensure_ascii=False) + '\n' + json.dumps(rec) + '\n', encoding='utf-8')
         rc, err = cli('train', 'sft', '--config', EXAMPLE, '--set', f'data={d/"c.jsonl"}', '--out', d/'out')
-        assert rc == 2 and f'c.jsonl:2' in err and word in err.lower(), (name, err[-2000:])
+        assert rc == 2 and 'c.jsonl:2' in err and word in err.lower(), (name, err[-2000:])
         assert not (d/'out').exists(), name
     (tmp_path/'latin1.jsonl').write_bytes(json.dumps(good, ensure_ascii=False).encode() + b'\n{"messages": "caf\xe9"}\n')
     r = run_cli('train', 'sft', '--config', EXAMPLE, '--set', f'data={tmp_path/"latin1.jsonl"}', '--out', tmp_path/'o1')  # as a user runs it

@@ -200,7 +200,6 @@ def test_translation_chats():
 
 def test_marked_templates_render_like_the_originals(smol, llama, sp_base):
     from bailong.tokenizer import load_hf_tokenizer
-    from transformers import AutoTokenizer
     own = smol.chat_template
     assert '{% generation %}' in own or '{%- generation -%}' in own
     raw = load_hf_tokenizer(sp_base)
