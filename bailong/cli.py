@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, importlib.resources, inspect, json, re, shlex, shutil, sys, typing
 from dataclasses import fields, MISSING
 from pathlib import Path
-from .data import DataError, PrepareConfig, prepare_corpus, save_prepared, format_report, read_corpus, resolve_source, atomic_dir
+from .data import DataError, PrepareConfig, prepare, TokenizeConfig, tokenize_corpus, format_report, read_corpus, resolve_source, atomic_dir
 from .tokenizer import ExtendConfig, extend_tokenizer, save_extension, tokenizer_stats
 from .embeddings import METHODS, CompareConfig, compare_inits, load_model, plot_compare, resize_and_init, save_model
 from .tokenizer import load_hf_tokenizer
@@ -21,19 +21,21 @@ from .judge import JudgeConfig, JudgeError, judge, results_table, plot_radar, pl
 from .mc import McConfig, run_mc
 
 # %% auto #0
-__all__ = ['TRAINERS', 'QUICK_KNOBS', 'cmd_data_prepare', 'cmd_tokenizer_extend', 'cmd_tokenizer_stats', 'cmd_embeddings_init',
-           'cmd_embeddings_compare', 'cmd_train', 'cmd_merge', 'cmd_chat', 'cmd_quickstart', 'cmd_bench_answer',
-           'cmd_bench_check', 'cmd_bench_judge', 'cmd_bench_show', 'cmd_bench_mc', 'chapter_files', 'copy_notebooks',
-           'cmd_notebooks', 'build_parser', 'main']
+__all__ = ['TRAINERS', 'QUICK_KNOBS', 'cmd_data_prepare', 'cmd_data_tokenize', 'cmd_tokenizer_extend', 'cmd_tokenizer_stats',
+           'cmd_embeddings_init', 'cmd_embeddings_compare', 'cmd_train', 'cmd_merge', 'cmd_chat', 'cmd_quickstart',
+           'cmd_bench_answer', 'cmd_bench_check', 'cmd_bench_judge', 'cmd_bench_show', 'cmd_bench_mc', 'chapter_files',
+           'copy_notebooks', 'cmd_notebooks', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #c005
 def cmd_data_prepare(args):
-    cfg = PrepareConfig(inputs=args.input, text_field=args.text_field, errors=args.errors, doc_sep=args.doc_sep,
-                        min_chars=args.min_chars, s2t=args.s2t, near_dup_threshold=args.near_dup_threshold,
-                        valid_frac=args.valid_frac, seed=args.seed)
-    train, valid, report = prepare_corpus(cfg)
-    out = save_prepared(args.out, train, valid, report, overwrite=args.overwrite)
-    print(format_report(report)); print(f'wrote {out}/train.jsonl, valid.jsonl, report.json')
+    cfg = PrepareConfig(inputs=args.input, **{f.name: getattr(args, f.name) for f in fields(PrepareConfig) if f.name != 'inputs'})
+    report = prepare(cfg, args.out, overwrite=args.overwrite)
+    print(format_report(report)); print(f'wrote {args.out}: train/ and valid/ (Parquet shards), report.json')
+
+def cmd_data_tokenize(args):
+    m = tokenize_corpus(_config(TokenizeConfig, args), overwrite=args.overwrite)
+    print(f"{m['tokens']:,} tokens ({m['dtype']}) of {m['docs']:,} documents in {len(m['shards'])} shards, "
+          f"{m['mb_per_s']} MB/s with {m['workers']} workers; {m['valid_texts']} held-out texts; wrote {args.out}")
 
 def _refuse_existing(out, overwrite):
     "Fail before a long run, not after it, when the output directory is taken."
@@ -115,23 +117,20 @@ def cmd_quickstart(args):
 def _default(cls, name): return next(f.default for f in fields(cls) if f.name == name)
 
 def _data_parser(sub):
-    p = sub.add_parser('data', help='prepare corpora').add_subparsers(dest='action', required=True)
-    d = p.add_parser('prepare', help='read, clean, deduplicate and split a corpus',
-                     description='Read, clean, convert (optional), deduplicate and split a zh-TW corpus.')
-    d.add_argument('--input', nargs='+', required=True, help='.txt/.jsonl/.parquet files, saved dataset dirs or hub names')
-    d.add_argument('--out', required=True, help='output directory (train.jsonl, valid.jsonl, report.json)')
-    d.add_argument('--s2t', action='store_true', help='convert Simplified to Traditional (OpenCC s2twp)')
-    for name, typ, hlp in [('valid_frac', float, 'share of documents held out for validation'),
-                           ('seed', int, 'seed of the train/validation split'),
-                           ('min_chars', int, 'drop documents shorter than this after cleaning'),
-                           ('near_dup_threshold', float, 'MinHash Jaccard above which a document is a near-duplicate (1 keeps them)'),
-                           ('text_field', str, 'field/column holding the text in .jsonl, .parquet and datasets')]:
-        d.add_argument('--' + name.replace('_', '-'), type=typ, default=_default(PrepareConfig, name),
-                       help=f'{hlp} (default: %(default)s)')
-    d.add_argument('--errors', choices=['strict', 'skip'], default='strict', help='undecodable lines: fail or skip')
-    d.add_argument('--doc-sep', choices=['auto', 'line', 'blank'], default='auto', help='.txt documents: lines or paragraphs')
+    p = sub.add_parser('data', help='prepare and tokenize corpora').add_subparsers(dest='action', required=True)
+    d = p.add_parser('prepare', help='read, clean, deduplicate and split a corpus (streaming, on N workers)',
+                     description='Read, clean, convert (optional), deduplicate and split a zh-TW corpus into Parquet shards.')
+    d.add_argument('--input', nargs='+', required=True,
+                   help='.txt/.jsonl/.parquet files (.txt/.jsonl also .gz/.zst), directories, globs, saved dataset dirs or hub names')
+    d.add_argument('--out', required=True, help='output directory (train/, valid/, report.json)')
+    _options(d, PrepareConfig, skip=('inputs',))
     d.add_argument('--overwrite', action='store_true', help='replace an existing output directory')
     d.set_defaults(func=cmd_data_prepare)
+    t = p.add_parser('tokenize', help='tokenize a prepared corpus once into memory-mapped shards for training',
+                     description='Token ids in uint16/uint32 shards with document ends and a manifest; a rerun resumes.')
+    _options(t, TokenizeConfig, required=('tokenizer', 'input', 'out'))
+    t.add_argument('--overwrite', action='store_true', help='replace an existing output directory')
+    t.set_defaults(func=cmd_data_tokenize)
 
 def _tokenizer_parser(sub):
     p = sub.add_parser('tokenizer', help='extend a tokenizer with zh-TW pieces, measure tokenizers').add_subparsers(dest='action', required=True)

@@ -4,7 +4,8 @@
 
 # %% ../nbs/00_data.ipynb #c002
 from __future__ import annotations
-import contextlib, hashlib, importlib.resources, importlib.util, json, os, random, re, shutil, tempfile, unicodedata
+import contextlib, glob, gzip, hashlib, io, importlib.resources, importlib.util, itertools, json, os, random, re, shutil, sys
+import tempfile, threading, time, unicodedata
 from dataclasses import dataclass, asdict, field
 from functools import lru_cache
 from pathlib import Path
@@ -12,10 +13,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['TEXT_SUFFIXES', 'CJK_RE', 'SCRIPTS', 'DataError', 'shared_path', 'sample_path', 'sentencepiece_base',
-           'resolve_source', 'read_corpus', 'clean_text', 'clean_corpus', 'char_script', 'script_of', 'script_shares',
-           'to_traditional', 'dedup_exact', 'dedup_near', 'train_valid_split', 'corpus_stats', 'PrepareConfig',
-           'prepare_corpus', 'format_report', 'atomic_dir', 'write_jsonl', 'save_prepared', 'pack_corpus']
+__all__ = ['TEXT_SUFFIXES', 'COMPRESSED', 'CJK_RE', 'SCRIPTS', 'DataError', 'shared_path', 'sample_path', 'sentencepiece_base',
+           'resolve_source', 'stream_docs', 'corpus_files', 'read_corpus', 'clean_text', 'clean_corpus', 'cjk_count',
+           'char_script', 'script_of', 'script_shares', 'to_traditional', 'dedup_exact', 'dedup_near',
+           'train_valid_split', 'corpus_stats', 'PrepareConfig', 'prepare_corpus', 'format_report', 'atomic_dir',
+           'pack_corpus', 'ReadCorpus', 'Tally', 'Clean', 'ToTraditional', 'char_shingles', 'CharMinhashSignature',
+           'lsh_bands', 'in_valid', 'MarkSplit', 'prepare_stages', 'run_stage', 'prepare_report', 'prepare',
+           'FastDocumentTokenizer', 'tokenizer_hash', 'token_dtype', 'TokenizeConfig', 'tokenize_corpus',
+           'is_token_dir', 'TokenShards']
 
 # %% ../nbs/00_data.ipynb #c005
 class DataError(ValueError):
@@ -48,64 +53,85 @@ def sentencepiece_base() -> Path:
 
 # %% ../nbs/00_data.ipynb #c008
 TEXT_SUFFIXES = ('.txt', '.jsonl', '.parquet')
+COMPRESSED = ('.gz', '.zst')
 
-def _decode_lines(path: Path, errors: str):
-    "Yield (line_number, text) of a UTF-8 file; refuse binary files and report undecodable lines."
+def _format_of(path: Path) -> str:
+    "The corpus format of a file name, compression aside: '.txt', '.jsonl' or '.parquet' ('' when it is none of them)."
+    name = path.name[:-len(path.suffix)] if path.suffix in COMPRESSED else path.name
+    return next((s for s in TEXT_SUFFIXES if name.endswith(s) and (s != '.parquet' or name == path.name)), '')
+
+def _open_binary(path: Path):
+    if path.suffix == '.gz': return gzip.open(path, 'rb')
+    if path.suffix == '.zst':
+        import zstandard
+        return io.BufferedReader(zstandard.open(path, 'rb'))  # buffered, for line iteration
+    return open(path, 'rb')
+
+def _stream_lines(path, errors: str):
+    "Yield (line_number, text) of a UTF-8 file one line at a time; refuse binary files and report undecodable lines."
     if errors not in ('strict', 'skip'): raise DataError(f"errors={errors!r}: expected 'strict' or 'skip'")
-    data = path.read_bytes()
-    if b'\x00' in data[:65536]: raise DataError(f"{path}: looks like a binary file (NUL bytes), expected UTF-8 text")
-    for i, raw in enumerate(data.split(b'\n'), 1):
-        try: yield i, raw.decode('utf-8').removesuffix('\r')
-        except UnicodeDecodeError as e:
-            if errors == 'strict':
-                raise DataError(f"{path}:{i}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
-                                "fix the file or pass errors='skip' to drop such lines") from None
-            yield i, None
+    path = Path(path)
+    try:
+        with _open_binary(path) as f:
+            if b'\x00' in f.read(65536): raise DataError(f"{path}: looks like a binary file (NUL bytes), expected UTF-8 text")
+        with _open_binary(path) as f:
+            for i, raw in enumerate(f, 1):
+                raw = raw.removesuffix(b'\n')
+                try: yield i, raw.decode('utf-8').removesuffix('\r')
+                except UnicodeDecodeError as e:
+                    if errors == 'strict':
+                        raise DataError(f"{path}:{i}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                                        "fix the file or pass errors='skip' to drop such lines") from None
+                    yield i, None
+    except (OSError, EOFError) as e:
+        if isinstance(e, FileNotFoundError): raise
+        raise DataError(f"{path}: could not be read ({type(e).__name__}: {e})") from None
 
 # %% ../nbs/00_data.ipynb #c010
-def _read_txt(path, errors, doc_sep):
-    lines, skipped = [], 0
-    for _, s in _decode_lines(path, errors):
-        if s is None: skipped += 1
-        else: lines.append(s)
-    if lines and not lines[-1]: lines.pop()  # the newline that ends the file
-    if doc_sep == 'auto': doc_sep = 'blank' if any(not l.strip() for l in lines) else 'line'
-    if doc_sep == 'line': return lines, skipped
-    if doc_sep != 'blank': raise DataError(f"doc_sep={doc_sep!r}: expected 'line', 'blank' or 'auto'")
-    return [d for d in re.split(r'\n\s*\n', '\n'.join(lines))], skipped
+def _stream_txt(path, errors, doc_sep, stats):
+    if doc_sep == 'auto':  # one quick pass to look for a blank line
+        doc_sep = 'blank' if any(s is not None and not s.strip() for _, s in _stream_lines(path, 'skip')) else 'line'
+    if doc_sep not in ('line', 'blank'): raise DataError(f"doc_sep={doc_sep!r}: expected 'line', 'blank' or 'auto'")
+    doc = []
+    for _, s in _stream_lines(path, errors):
+        if s is None: stats['skipped_lines'] += 1
+        elif doc_sep == 'line': yield s
+        elif s.strip(): doc.append(s)
+        elif doc: yield '\n'.join(doc); doc = []
+    if doc: yield '\n'.join(doc)
 
-def _read_jsonl(path, errors, text_field):
-    docs, skipped = [], 0
-    for i, s in _decode_lines(path, errors):
-        if s is None: skipped += 1; continue
+def _stream_jsonl(path, errors, text_field, stats):
+    for i, s in _stream_lines(path, errors):
+        if s is None: stats['skipped_lines'] += 1; continue
         if not s.strip(): continue
         try: rec = json.loads(s)
         except json.JSONDecodeError as e: raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from None
         if not isinstance(rec, dict) or not isinstance(rec.get(text_field), str):
             raise DataError(f"{path}:{i}: expected an object with a string field {text_field!r}")
-        docs.append(rec[text_field])
-    return docs, skipped
+        yield rec[text_field]
 
-def _read_parquet(path, text_field):
+def _stream_parquet(path, text_field):
     import pyarrow.parquet as pq
-    try: table = pq.read_table(path)
+    try: f = pq.ParquetFile(path)
     except Exception as e: raise DataError(f"{path}: not a readable parquet file ({e})") from None
-    if text_field not in table.column_names:
-        raise DataError(f"{path}: no column {text_field!r} (columns: {', '.join(table.column_names)})")
-    return [s for s in table.column(text_field).to_pylist() if s is not None], 0
+    if text_field not in f.schema_arrow.names:
+        raise DataError(f"{path}: no column {text_field!r} (columns: {', '.join(f.schema_arrow.names)})")
+    for batch in f.iter_batches(batch_size=1024, columns=[text_field]):
+        yield from (s for s in batch.column(0).to_pylist() if s is not None)
 
 # %% ../nbs/00_data.ipynb #c012
-def _read_hf(source, text_field, split):
+def _stream_hf(source, text_field, split):
     import datasets
     try:
         if Path(source).is_dir(): ds = datasets.load_from_disk(source)
-        else: ds = datasets.load_dataset(source.removeprefix('hf:'), split=split)
+        else: ds = datasets.load_dataset(source.removeprefix('hf:'), split=split, streaming=True)
     except Exception as e:
         raise DataError(f"{source}: could not load it as a Hugging Face dataset ({type(e).__name__}: {e})") from None
     if isinstance(ds, datasets.DatasetDict): ds = ds[split]
-    if text_field not in ds.column_names:
+    if ds.column_names is not None and text_field not in ds.column_names:
         raise DataError(f"{source}: no column {text_field!r} (columns: {', '.join(ds.column_names)})")
-    return [s for s in ds[text_field] if s is not None], 0
+    for rec in ds:
+        if rec.get(text_field) is not None: yield rec[text_field]
 
 # %% ../nbs/00_data.ipynb #c013
 def _is_hub_name(source: str) -> bool:
@@ -116,27 +142,58 @@ def resolve_source(source):
     "`bailong:NAME` names a file packaged with bailong (`sample_path(NAME)`), so configs work wherever bailong is installed."
     return sample_path(source.removeprefix('bailong:')) if isinstance(source, str) and source.startswith('bailong:') else source
 
-def read_corpus(source, text_field='text', errors='strict', doc_sep='auto', split='train', stats=None) -> list[str]:
-    "Documents from a `.txt`/`.jsonl`/`.parquet` file, a packaged `bailong:NAME`, a saved HF dataset directory, or a hub dataset name."
+def _is_hf_dir(p: Path) -> bool:
+    return (p/'dataset_dict.json').exists() or (p/'state.json').exists()
+
+def stream_docs(source, text_field='text', errors='strict', doc_sep='auto', split='train', stats=None):
+    "The documents of one file (plain, `.gz` or `.zst`), saved HF dataset or hub dataset, one at a time."
+    stats = {} if stats is None else stats
+    stats.setdefault('skipped_lines', 0)
     src = str(resolve_source(source)); path = Path(src)
-    if path.is_dir() or (not path.exists() and _is_hub_name(src)): docs, skipped = _read_hf(src, text_field, split)
-    elif not path.exists(): raise FileNotFoundError(f"corpus file not found: {src}")
-    elif path.suffix == '.txt': docs, skipped = _read_txt(path, errors, doc_sep)
-    elif path.suffix == '.jsonl': docs, skipped = _read_jsonl(path, errors, text_field)
-    elif path.suffix == '.parquet': docs, skipped = _read_parquet(path, text_field)
-    else: raise DataError(f"{src}: unknown corpus format {path.suffix!r}; expected one of {', '.join(TEXT_SUFFIXES)}, "
+    if path.is_dir() or (not path.exists() and _is_hub_name(src)): yield from _stream_hf(src, text_field, split); return
+    if not path.exists(): raise FileNotFoundError(f"corpus file not found: {src}")
+    fmt = _format_of(path)
+    if fmt == '.txt': yield from _stream_txt(path, errors, doc_sep, stats)
+    elif fmt == '.jsonl': yield from _stream_jsonl(path, errors, text_field, stats)
+    elif fmt == '.parquet': yield from _stream_parquet(path, text_field)
+    else: raise DataError(f"{src}: unknown corpus format {''.join(path.suffixes) or path.name!r}; expected "
+                          f"{', '.join(TEXT_SUFFIXES)} (.txt and .jsonl also as .gz or .zst), a directory of them, "
                           "a saved Hugging Face dataset directory, or a hub dataset name")
-    if stats is not None: stats['skipped_lines'] = stats.get('skipped_lines', 0) + skipped
-    if not any(d.strip() for d in docs): raise DataError(f"{src}: the corpus is empty (no text found)")
+
+def corpus_files(inputs) -> list[str]:
+    """The sources named by `inputs`: files, globs, directories (their corpus files, recursively, sorted; a prepared
+    corpus: its `train/` shards), saved HF datasets and hub names."""
+    out = []
+    for src in ([inputs] if isinstance(inputs, (str, Path)) else inputs):
+        s = str(resolve_source(src)); p = Path(s)
+        if p.is_dir() and not _is_hf_dir(p):
+            if (p/'report.json').exists() and (p/'train').is_dir(): p = p/'train'  # what `bailong data prepare` wrote
+            found = sorted(str(f) for f in p.rglob('*') if f.is_file() and _format_of(f) and not f.name.startswith('.'))
+            if not found: raise DataError(f"{s}: the directory holds no corpus files ({', '.join(TEXT_SUFFIXES)}, "
+                                          ".txt and .jsonl also as .gz or .zst)")
+            out += found
+        elif not p.exists() and any(c in s for c in '*?['):
+            if not (found := sorted(glob.glob(s, recursive=True))): raise DataError(f"{s}: the pattern matches no file")
+            out += found
+        elif p.exists() or _is_hub_name(s): out.append(s)
+        else: raise FileNotFoundError(f"corpus file not found: {s}")
+    return out
+
+def read_corpus(source, text_field='text', errors='strict', doc_sep='auto', split='train', stats=None) -> list[str]:
+    """All documents of `source` (anything `corpus_files` takes: a file, glob, directory, packaged `bailong:NAME`, saved HF
+    dataset or hub name) in one list: for small corpora; big ones go through `prepare` below, one document at a time."""
+    stats = {} if stats is None else stats
+    docs = [d for f in corpus_files(source) for d in stream_docs(f, text_field, errors, doc_sep, split, stats)]
+    if not any(d.strip() for d in docs): raise DataError(f"{source}: the corpus is empty (no text found)")
     return docs
 
 # %% ../nbs/00_data.ipynb #c020
 _INVISIBLE = dict.fromkeys(map(ord, '\u200b\u200c\u200d\u2060\ufeff\u00ad'))  # zero-width and soft hyphen
+_CONTROL = re.compile('[\x00-\x08\x0b-\x1f\x7f-\x9f]')  # Unicode category Cc, less tab and newline
 
 def clean_text(text: str) -> str:
     "NFC-normalise, drop control/zero-width characters, collapse whitespace runs, strip each line."
-    text = unicodedata.normalize('NFC', text).translate(_INVISIBLE)
-    text = ''.join(c if c in '\n\t' or unicodedata.category(c) != 'Cc' else ' ' for c in text)
+    text = _CONTROL.sub(' ', unicodedata.normalize('NFC', text).translate(_INVISIBLE))
     lines = (' '.join(l.split()) for l in text.split('\n'))
     return '\n'.join(l for l in lines if l)
 
@@ -147,6 +204,12 @@ def clean_corpus(docs, min_chars: int = 4) -> list[str]:
 
 # %% ../nbs/00_data.ipynb #c026
 CJK_RE = re.compile(r'[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]')
+_CJK_EDGES = np.array([0x3400, 0x4dc0, 0x4e00, 0xa000, 0xf900, 0xfb00, 0x20000, 0x30000], dtype=np.uint32)
+
+def cjk_count(text: str) -> int:
+    "How many characters of `text` are CJK ideographs (`CJK_RE`), counted in numpy: inside a range after an odd number of edges."
+    a = np.frombuffer(text.encode('utf-32-le'), dtype=np.uint32)
+    return int(np.count_nonzero(np.searchsorted(_CJK_EDGES, a, side='right') % 2))
 
 @lru_cache(maxsize=None)
 def _opencc(config: str):
@@ -162,10 +225,10 @@ def char_script(c: str) -> str:
 
 def script_of(text: str) -> str:
     "Classify a text as traditional / simplified / mixed / neutral / none."
-    kinds = {char_script(c) for c in set(CJK_RE.findall(text))}
-    if not kinds: return 'none'
+    cjk = [c for c in set(text) if CJK_RE.match(c)]
+    if not cjk: return 'none'
     return {frozenset({'T'}): 'traditional', frozenset({'S'}): 'simplified', frozenset({'T', 'S'}): 'mixed'}.get(
-        frozenset(kinds - {''}), 'neutral')
+        frozenset(map(char_script, cjk)) - {''}, 'neutral')
 
 # %% ../nbs/00_data.ipynb #c028
 SCRIPTS = ('traditional', 'simplified', 'mixed', 'neutral', 'none')
@@ -222,20 +285,22 @@ def corpus_stats(docs) -> dict:
 # %% ../nbs/00_data.ipynb #c040
 @dataclass
 class PrepareConfig:
-    "Settings of `prepare_corpus` / `bailong data prepare`."
-    inputs: list = field(default_factory=list)  # files, dataset dirs or hub names
+    "Settings of `prepare` / `bailong data prepare` (and of the in-memory `prepare_corpus`)."
+    inputs: list = field(default_factory=list)  # files, globs, directories, .gz/.zst, HF dataset dirs or hub names
     text_field: str = 'text'
     errors: str = 'strict'       # 'strict' or 'skip' undecodable lines
     doc_sep: str = 'auto'        # .txt: 'line', 'blank' or 'auto'
     min_chars: int = 4
     s2t: bool = False            # convert Simplified to Traditional (OpenCC s2twp)
-    near_dup_threshold: float = 0.8  # 1.0 keeps near-duplicates
+    near_dup_threshold: float = 0.8  # Jaccard similarity of character 5-grams above which documents are near-duplicates
     valid_frac: float = 0.02
     seed: int = 0
+    workers: int = 1             # processes on this machine
+    tasks: int = 0               # units of work (0 = one per input file): the output depends on it, not on workers
 
 # %% ../nbs/00_data.ipynb #c041
 def prepare_corpus(cfg: PrepareConfig, progress: bool = True):
-    "Read, clean, (convert), deduplicate and split; returns (train, valid, report)."
+    "Read, clean, (convert), deduplicate and split in memory; returns (train, valid, report). The reference for `prepare`."
     if not cfg.inputs: raise DataError("no input corpus given")
     steps, read_stats, docs = [], {}, []
     for src in cfg.inputs: docs += read_corpus(src, cfg.text_field, cfg.errors, cfg.doc_sep, stats=read_stats)
@@ -263,6 +328,7 @@ def format_report(report: dict) -> str:
     for k in ('script_before', 'script_after'):
         rows.append(f"{k.replace('_', ' ')}: " + ', '.join(f"{n} {v:.1%}" for n, v in report[k].items()))
     if report['skipped_lines']: rows.append(f"skipped undecodable lines: {report['skipped_lines']}")
+    rows += [f'warning: {w}' for w in report.get('warnings', [])]
     return '\n'.join(rows)
 
 # %% ../nbs/00_data.ipynb #c048
@@ -281,18 +347,6 @@ def atomic_dir(out, overwrite: bool = False):
     finally:
         if tmp.exists(): shutil.rmtree(tmp)
 
-# %% ../nbs/00_data.ipynb #c049
-def write_jsonl(path, docs, field='text'):
-    with open(path, 'w', encoding='utf-8') as f:
-        for d in docs: f.write(json.dumps({field: d}, ensure_ascii=False) + '\n')
-
-def save_prepared(out, train, valid, report, overwrite=False) -> Path:
-    "Write `train.jsonl`, `valid.jsonl` and `report.json` to `out`, atomically."
-    with atomic_dir(out, overwrite) as tmp:
-        write_jsonl(tmp/'train.jsonl', train); write_jsonl(tmp/'valid.jsonl', valid)
-        (tmp/'report.json').write_text(json.dumps(report, ensure_ascii=False, indent=1, default=str), encoding='utf-8')
-    return Path(out)
-
 # %% ../nbs/00_data.ipynb #c052
 def pack_corpus(token_docs, block_size: int, eos_id: int) -> np.ndarray:
     "Concatenate token lists with `eos_id` after each and cut into a `(n_blocks, block_size)` int64 array."
@@ -301,3 +355,427 @@ def pack_corpus(token_docs, block_size: int, eos_id: int) -> np.ndarray:
     n = len(stream) // block_size
     if n == 0: raise DataError(f"the corpus has {len(stream)} tokens, fewer than one block of {block_size}")
     return stream[:n * block_size].reshape(n, block_size)
+
+# %% ../nbs/00_data.ipynb #c103
+from datatrove.data import Document
+from datatrove.pipeline.base import PipelineStep
+from datatrove.pipeline.dedup.minhash import (MinhashConfig, MinhashDedupSignature, MinhashDedupBuckets,
+                                              MinhashDedupCluster, MinhashDedupFilter)
+from datatrove.pipeline.writers import ParquetWriter
+from datatrove.utils.hashing import HashConfig
+from datatrove.utils.word_tokenizers import WordTokenizer
+
+def _write_tally(tally_dir, step: str, rank: int, counts: dict):
+    d = Path(tally_dir)/step; d.mkdir(parents=True, exist_ok=True)
+    (d/f'{rank:05d}.json').write_text(json.dumps(counts))
+
+class ReadCorpus(PipelineStep):
+    "Documents of `files` for datatrove: task `rank` reads files rank, rank + world_size, ... (a pattern: its own files)."
+    name, type = 'bailong reader', '📖 - READER'
+    def __init__(self, files, text_field='text', errors='strict', doc_sep='auto', tally_dir=None):
+        super().__init__()
+        self.files, self.text_field, self.errors, self.doc_sep, self.tally_dir = files, text_field, errors, doc_sep, tally_dir
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        stats = {'skipped_lines': 0}
+        # a pattern with {rank} names what task `rank` of an earlier stage wrote, so that later stages see the same order
+        files = sorted(glob.glob(self.files.format(rank=rank))) if isinstance(self.files, str) else self.files[rank::world_size]
+        for f in files:
+            for i, text in enumerate(stream_docs(f, self.text_field, self.errors, self.doc_sep, stats=stats)):
+                self.stat_update('documents')
+                yield Document(text=text, id=f'{f}#{i}')
+        if self.tally_dir: _write_tally(self.tally_dir, 'skipped', rank, stats)
+
+class Tally(PipelineStep):
+    "Count documents, characters, CJK characters (and script classes) that pass here; the report adds up the tasks' counts."
+    name, type = 'bailong tally', '📊 - STATS'
+    def __init__(self, tally_dir, step: str, scripts: bool = False, by_split: bool = False):
+        super().__init__(); self.tally_dir, self.step, self.scripts, self.by_split = str(tally_dir), step, scripts, by_split
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        counts = {}
+        for doc in data:
+            c = counts.setdefault(doc.metadata['split'] if self.by_split else self.step,
+                                  {'docs': 0, 'chars': 0, 'cjk': 0, **(dict.fromkeys(SCRIPTS, 0) if self.scripts else {})})
+            c['docs'] += 1; c['chars'] += len(doc.text); c['cjk'] += cjk_count(doc.text)
+            if self.scripts: c[script_of(doc.text)] += 1
+            yield doc
+        _write_tally(self.tally_dir, self.step, rank, counts)
+
+class Clean(PipelineStep):
+    "`clean_text` on every document; those left shorter than `min_chars` are dropped."
+    name, type = 'bailong clean', '🔻 - FILTER'
+    def __init__(self, min_chars: int = 4): super().__init__(); self.min_chars = min_chars
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        for doc in data:
+            doc.text = clean_text(doc.text)
+            if len(doc.text) >= self.min_chars: yield doc
+            else: self.stat_update('too short')
+
+class ToTraditional(PipelineStep):
+    "OpenCC's Simplified-to-Taiwan-Traditional conversion (with Taiwanese phrasing)."
+    name, type = 'bailong s2twp', '✂️ - FORMAT'
+    def __init__(self, config: str = 's2twp'): super().__init__(); self.config = config
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        cc = _opencc(self.config)
+        for doc in data: doc.text = cc.convert(doc.text); yield doc
+
+# %% ../nbs/00_data.ipynb #c105
+def char_shingles(text: str, n: int = 5) -> np.ndarray:
+    "64-bit hashes of the character `n`-grams of `text` (one hash for a shorter text)."
+    a = np.frombuffer(text.encode('utf-32-le'), dtype=np.uint32).astype(np.uint64)
+    k = max(len(a) - n + 1, 1)
+    h = np.zeros(k, dtype=np.uint64)
+    for j in range(min(n, len(a))): h = h * np.uint64(1_000_003) + a[j:j + k]
+    h ^= h >> np.uint64(30); h *= np.uint64(0xbf58476d1ce4e5b9)
+    h ^= h >> np.uint64(27); h *= np.uint64(0x94d049bb133111eb); h ^= h >> np.uint64(31)
+    return h
+
+class _Characters(WordTokenizer):
+    "Characters as the words of Chinese text; given to datatrove so that it loads no word segmenter (nltk, spaCy, jieba)."
+    def __init__(self): super().__init__('zh')
+    def word_tokenize(self, text): return list(text)
+    def sent_tokenize(self, text): return [text]
+    def span_tokenize(self, text): return [(0, len(text))]
+
+class CharMinhashSignature(MinhashDedupSignature):
+    "datatrove's MinHash signature stage over character n-grams (see above for why)."
+    def __init__(self, output_folder, config: MinhashConfig): super().__init__(output_folder, config, language=_Characters())
+    def get_shingles(self, text: str) -> np.ndarray:
+        # the cleaned text as it is: datatrove's `simplify_text` also folds digits and drops punctuation, which merges the
+        # many short help strings that differ by a number
+        return np.unique(char_shingles(text, self.config.n_grams)).reshape(-1, 1)
+    def get_signature(self, shingles: np.ndarray) -> list[list[int]]:
+        a, b = self.parameters
+        phv = ((shingles * (a | np.uint64(1)) + b) >> np.uint64(32)).min(axis=0).astype(np.uint32)
+        return [x.tolist() for x in np.split(phv, self.config.num_buckets)]
+
+def lsh_bands(threshold: float) -> tuple[int, int]:
+    "(buckets, hashes per bucket) whose LSH S-curve crosses 1/2 nearest to the Jaccard `threshold`, with 64–128 hashes in all."
+    if not 0 < threshold <= 1: raise DataError(f"near_dup_threshold={threshold}: expected a number in (0, 1]")
+    cands = [(b, r) for b in range(1, 129) for r in range(1, 129) if 64 <= b * r <= 128]
+    return min(cands, key=lambda br: (abs((1 / br[0]) ** (1 / br[1]) - threshold), -br[0] * br[1]))
+
+def in_valid(text: str, valid_frac: float, seed: int = 0) -> bool:
+    "Whether `text` belongs to the held-out split: a keyed hash of the text, below `valid_frac`."
+    h = hashlib.blake2b(text.encode(), digest_size=8, key=str(seed).encode()).digest()
+    return int.from_bytes(h, 'little') < valid_frac * 2**64
+
+class MarkSplit(PipelineStep):
+    name, type = 'bailong split', '✂️ - FORMAT'
+    def __init__(self, valid_frac: float, seed: int): super().__init__(); self.valid_frac, self.seed = valid_frac, seed
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        for doc in data:
+            doc.metadata['split'] = 'valid' if in_valid(doc.text, self.valid_frac, self.seed) else 'train'
+            yield doc
+
+# %% ../nbs/00_data.ipynb #c108
+def prepare_stages(cfg: PrepareConfig, files: list, work, out) -> list[dict]:
+    "The datatrove stages of `prepare`: name, steps and number of tasks of each (the same for a local run or a cluster)."
+    work, tasks = Path(work), cfg.tasks or len(files)
+    buckets, per_bucket = lsh_bands(cfg.near_dup_threshold)
+    mh = MinhashConfig(n_grams=5, num_buckets=buckets, hashes_per_bucket=per_bucket, seed=cfg.seed,
+                       hash_config=HashConfig(precision=32, hash_fc='sha1'))  # 32-bit signatures; we hash shingles ourselves
+    text_only = lambda self, doc: {'text': doc.text}
+    tally = work/'tally'
+    read = [ReadCorpus(files, cfg.text_field, cfg.errors, cfg.doc_sep, tally), Tally(tally, 'read'),
+            Clean(cfg.min_chars), Tally(tally, 'clean', scripts=True)]
+    if cfg.s2t: read += [ToTraditional(), Tally(tally, 's2t')]
+    read += [ParquetWriter(str(work/'clean'), output_filename='${rank}.parquet', adapter=text_only),
+             CharMinhashSignature(str(work/'signatures'), mh)]  # a sink: it signs what the writer wrote, in that order
+    return [
+        {'name': 'read, clean, sign', 'tasks': tasks, 'pipeline': read},
+        {'name': 'LSH buckets', 'tasks': buckets,
+         'pipeline': [MinhashDedupBuckets(str(work/'signatures'), str(work/'buckets'), config=mh)]},
+        {'name': 'clusters', 'tasks': 1,
+         'pipeline': [MinhashDedupCluster(str(work/'buckets'), str(work/'remove'), config=mh)]},
+        {'name': 'filter, split, write', 'tasks': tasks,
+         'pipeline': [ReadCorpus(str(work/'clean'/'*_{rank:05d}.parquet')), MinhashDedupFilter(str(work/'remove')),
+                      Tally(tally, 'dedup', scripts=True), MarkSplit(cfg.valid_frac, cfg.seed), Tally(tally, 'split', by_split=True),
+                      ParquetWriter(str(out), output_filename='${split}/${rank}.parquet', adapter=text_only)]}]
+
+# %% ../nbs/00_data.ipynb #c109
+def _console_errors_only():
+    "datatrove's console log: errors only, without tracebacks (bailong reports the error itself); task logs keep everything."
+    from loguru import logger
+    logger.remove(); logger.add(sys.stderr, level='ERROR', format='{level}: {message}', filter=lambda r: r['exception'] is None)
+
+def _task_logger(logging_dir, rank, local_rank=0, node_rank=-1):
+    logfile = logging_dir.open(f"logs/task_{rank:05d}.log", "w")
+    _console_errors_only()
+    from loguru import logger
+    logger.add(logfile, level='DEBUG')
+    return logfile
+
+def _close_task_logger(logfile):
+    from loguru import logger
+    logger.complete(); _console_errors_only(); logfile.close()
+
+def run_stage(stage: dict, workers: int, logs, progress: bool = False):
+    "Run one of `prepare_stages` on this machine over `workers` processes; a rerun skips the tasks that finished."
+    import datatrove.executor.base as base
+    from datatrove.executor import LocalPipelineExecutor
+    base.add_task_logger, base.close_task_logger = _task_logger, _close_task_logger
+    _console_errors_only()
+    tasks = stage['tasks']
+    ex = LocalPipelineExecutor(stage['pipeline'], tasks=tasks, workers=max(1, min(workers, tasks)), logging_dir=str(logs),
+                               start_method='fork')
+    bar = tqdm(total=tasks, desc=stage['name'], unit='task', disable=not progress, leave=False)
+    ex.run()
+    bar.update(tasks); bar.close()
+    if missing := ex.get_incomplete_ranks(range(tasks)):
+        raise DataError(f"{len(missing)} of {tasks} tasks did not finish; see {logs}/logs/task_{missing[0]:05d}.log")
+
+# %% ../nbs/00_data.ipynb #c110
+def _sum_tally(tally: Path, step: str) -> dict:
+    out = {}
+    for f in sorted((tally/step).glob('*.json')):
+        for key, c in json.loads(f.read_text()).items():
+            if isinstance(c, dict):
+                acc = out.setdefault(key, {})
+                for k, v in c.items(): acc[k] = acc.get(k, 0) + v
+            else: out[key] = out.get(key, 0) + c
+    return out
+
+def _stats(c: dict) -> dict:
+    return {'docs': c.get('docs', 0), 'chars': c.get('chars', 0), 'cjk_share': c.get('cjk', 0) / max(c.get('chars', 0), 1)}
+
+def prepare_report(cfg: PrepareConfig, files: list, work) -> dict:
+    "The report of a finished `prepare` run, added up from every task's tallies in `work`."
+    tally = Path(work)/'tally'
+    count = lambda step: _sum_tally(tally, step).get(step, {})
+    shares = lambda c: {s: c.get(s, 0) / max(c.get('docs', 0), 1) for s in SCRIPTS}
+    split = _sum_tally(tally, 'split')
+    return {'config': asdict(cfg), 'files': len(files), 'tasks': cfg.tasks or len(files),
+            'lsh': dict(zip(('buckets', 'hashes_per_bucket'), lsh_bands(cfg.near_dup_threshold))),
+            'skipped_lines': _sum_tally(tally, 'skipped').get('skipped_lines', 0),
+            'steps': [{'step': s, **_stats(count(s))} for s in ('read', 'clean', 's2t', 'dedup') if s != 's2t' or cfg.s2t],
+            'script_before': shares(count('clean')), 'script_after': shares(count('dedup')),
+            'train': _stats(split.get('train', {})), 'valid': _stats(split.get('valid', {}))}
+
+def prepare(cfg: PrepareConfig, out, overwrite: bool = False, progress: bool = True) -> dict:
+    """Stream the corpora through cleaning, (s2twp), MinHash deduplication and the train/valid split into sharded Parquet:
+    `out/train/*.parquet`, `out/valid/*.parquet` and `out/report.json`, written atomically. Returns the report."""
+    if not cfg.inputs: raise DataError("no input corpus given")
+    if cfg.workers < 1 or cfg.tasks < 0: raise DataError(f"workers={cfg.workers}, tasks={cfg.tasks}: expected workers ≥ 1 and tasks ≥ 0")
+    if not 0 <= cfg.valid_frac < 1: raise DataError(f"valid_frac={cfg.valid_frac}: expected a fraction in [0, 1)")
+    files, t0 = corpus_files(cfg.inputs), time.perf_counter()
+    with atomic_dir(out, overwrite) as tmp:
+        work = tmp/'.work'
+        for i, stage in enumerate(prepare_stages(cfg, files, work, tmp)): run_stage(stage, cfg.workers, work/f'logs{i}', progress)
+        report = prepare_report(cfg, files, work) | {'seconds': round(time.perf_counter() - t0, 1)}
+        inputs = ', '.join(map(str, cfg.inputs))
+        if report['steps'][0]['docs'] == 0: raise DataError(f"{inputs}: the corpus is empty (no text found)")
+        if report['train']['docs'] == 0: raise DataError(f"{inputs}: no document has {cfg.min_chars}+ characters after cleaning")
+        if cfg.valid_frac > 0 and report['valid']['docs'] == 0:
+            report['warnings'] = [f"no document fell in the held-out split (valid_frac={cfg.valid_frac}): raise it for a corpus this small"]
+        shutil.rmtree(work)
+        (tmp/'report.json').write_text(json.dumps(report, ensure_ascii=False, indent=1, default=str), encoding='utf-8')
+    return report
+
+# %% ../nbs/00_data.ipynb #c119
+from datatrove.pipeline.tokens.tokenizer import DocumentTokenizer, TokenizedFile
+from datatrove.utils.batching import batched
+
+class FastDocumentTokenizer(DocumentTokenizer):
+    """datatrove's `DocumentTokenizer`, on one core per worker, writing a batch at a time. A SentencePiece tokenizer (a
+    `tokenizer.model` beside `tokenizer.json`, as extensions of Llama 2 are saved) encodes with SentencePiece's own C++
+    encoder, ~1.5x faster here than `tokenizers`: its first 100 documents are encoded both ways and must agree, and a document
+    holding the text of a special token (`</s>`...) always goes through `tokenizers`, which reads it as that token."""
+    def __init__(self, *args, token_size: int = 2, **kwargs): super().__init__(*args, **kwargs); self._token_size = token_size
+    @property
+    def token_size(self) -> int: return self._token_size
+    def _sentencepiece(self):
+        f = Path(self.tokenizer_name_or_path).with_name('tokenizer.model')
+        if not f.exists(): return None
+        import sentencepiece as spm
+        return spm.SentencePieceProcessor(model_file=str(f))
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in self.tokenizer.encode_batch_fast(texts)]
+    def write_unshuffled(self, data, filename):
+        os.environ['TOKENIZERS_PARALLELISM'] = 'false'  # `workers` processes on `workers` cores, not each on all of them
+        out = TokenizedFile(self.output_folder, filename, save_index=True, token_size=self.token_size)
+        dtype, eos = np.dtype('<u2' if self.token_size == 2 else '<u4'), self.tokenizer.token_to_id(self.eos_token)
+        sp, checked = self._sentencepiece(), False
+        special = re.compile('|'.join(re.escape(t.content) for t in self.tokenizer.get_added_tokens_decoder().values()) or '(?!)')
+        text_bytes = 0
+        for batch in batched(data, self.batch_size):
+            texts = [doc.text for doc in batch]
+            text_bytes += sum(len(t.encode()) for t in texts)
+            if sp is None: ids = self._encode(texts)
+            else:
+                plain = [i for i, t in enumerate(texts) if not special.search(t)]
+                ids = [None] * len(texts)
+                for i, x in zip(plain, sp.encode([texts[i] for i in plain])): ids[i] = x + [eos]
+                rest = [i for i, x in enumerate(ids) if x is None]
+                for i, x in zip(rest, self._encode([texts[i] for i in rest])): ids[i] = x
+                if not checked:  # the first 100 documents both ways; another normaliser would show here
+                    checked = True
+                    if ids[:100] != self._encode(texts[:100]): sp = None; ids = self._encode(texts)
+            lens = [len(x) for x in ids]
+            out.write_bytes(np.fromiter(itertools.chain.from_iterable(ids), dtype, count=sum(lens)).tobytes(),
+                            doc_ends=np.cumsum(lens).tolist())
+            self.stat_update('tokens', value=sum(lens))
+        out.close()
+        with self.output_folder.open(f'{filename}.bytes', 'w') as f: f.write(str(text_bytes))  # for the throughput in MB of text
+        return out
+
+def tokenizer_hash(tok) -> str:
+    "A fingerprint of what maps text to ids: the fast tokenizer's model (vocabulary, merges), normalizer, pre-tokenizer and added tokens."
+    if not getattr(tok, 'is_fast', False): raise DataError(f"{type(tok).__name__}: a fast (Rust) tokenizer is needed for sharded tokens")
+    spec = json.loads(tok.backend_tokenizer.to_str())
+    keep = {k: spec.get(k) for k in ('model', 'normalizer', 'pre_tokenizer', 'added_tokens')}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
+
+def token_dtype(vocab_size: int, dtype: str = 'auto') -> str:
+    "'uint16' when every id fits in it, else 'uint32'; a requested dtype too small for the vocabulary is an error."
+    if dtype not in ('auto', 'uint16', 'uint32'): raise DataError(f"dtype={dtype!r}: expected 'auto', 'uint16' or 'uint32'")
+    if dtype == 'uint16' and vocab_size > 2**16:
+        raise DataError(f"dtype=uint16: the tokenizer has {vocab_size:,} tokens, more than uint16's 65,536 ids; use uint32 or auto")
+    return dtype if dtype != 'auto' else 'uint16' if vocab_size <= 2**16 else 'uint32'
+
+# %% ../nbs/00_data.ipynb #c121
+@dataclass
+class TokenizeConfig:
+    "Settings of `tokenize_corpus` / `bailong data tokenize`."
+    tokenizer: str = ''          # the tokenizer training will use: an extension's directory, an HF tokenizer dir or hub id
+    input: str = ''              # a prepared corpus (its train/ and valid/ shards), or corpus files, a directory or a glob
+    out: str = ''
+    workers: int = 1
+    dtype: str = 'auto'          # 'uint16' when the vocabulary fits, else 'uint32'
+    valid_texts: int = 1000      # held-out texts copied for the evaluation during training
+    text_field: str = 'text'
+    batch_size: int = 1000       # documents per tokenizer call
+
+def _split_files(inp: str):
+    "(train files, held-out files) of a prepared corpus, or (corpus files, []) of anything else."
+    p = Path(inp)
+    if p.is_dir() and (p/'report.json').exists() and (p/'train').is_dir():
+        return corpus_files(p/'train'), (corpus_files(p/'valid') if any((p/'valid').glob('*')) else [])
+    return corpus_files(inp), []
+
+@contextlib.contextmanager
+def _token_bar(shards: Path, itemsize: int, progress: bool):
+    "A progress bar of tokens written (with their rate), read from the sizes of the shard files as they grow."
+    bar = tqdm(desc='tokenize', unit='tok', unit_scale=True, disable=not progress)
+    stop = threading.Event()
+    def poll():
+        while not stop.wait(0.5):
+            bar.n = sum(f.stat().st_size for f in shards.glob('*.ds')) // itemsize if shards.exists() else 0; bar.refresh()
+    t = threading.Thread(target=poll, daemon=True); t.start()
+    try: yield
+    finally: stop.set(); t.join(); bar.close()
+
+# %% ../nbs/00_data.ipynb #c122
+def _check_shards(d: Path, dtype: str, n: int) -> list[dict]:
+    "Each shard's file, tokens and documents, checked against its index (the last document end is the token count)."
+    size, shards = np.dtype(dtype).itemsize, []
+    for r in range(n):
+        f, idx = d/f'{r:05d}_unshuffled.ds', d/f'{r:05d}_unshuffled.ds.index'
+        if not f.exists(): shards.append({'file': f.name, 'tokens': 0, 'docs': 0, 'text_bytes': 0}); continue  # an input shard with no text
+        ends = np.fromfile(idx, dtype='<u8')
+        tokens = f.stat().st_size // size
+        if f.stat().st_size % size or (ends[-1] if len(ends) else 0) != tokens:
+            raise DataError(f"{f}: {f.stat().st_size:,} bytes do not match its index ({int(ends[-1]) if len(ends) else 0:,} tokens)")
+        nbytes = d/f'{f.name}.bytes'
+        shards.append({'file': f.name, 'tokens': int(tokens), 'docs': len(ends), 'text_bytes': int(nbytes.read_text())})
+        nbytes.unlink()
+    return shards
+
+def tokenize_corpus(cfg: TokenizeConfig, overwrite: bool = False, progress: bool = True) -> dict:
+    """Tokenize a (prepared) corpus once into memory-mapped shards in `cfg.out`, resumably; returns the manifest."""
+    from bailong.tokenizer import load_hf_tokenizer
+    if not cfg.tokenizer: raise DataError("tokenizer: give the tokenizer that training will use (--tokenizer)")
+    if not cfg.input: raise DataError("input: give a prepared corpus or corpus files (--input)")
+    if not cfg.out: raise DataError("out: give an output directory (--out)")
+    if cfg.workers < 1: raise DataError(f"workers={cfg.workers}: expected a positive number")
+    out = Path(cfg.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise DataError(f"output {out} already exists and is not empty; pass overwrite (--overwrite) to replace it")
+    try: tok = load_hf_tokenizer(cfg.tokenizer)
+    except Exception as e: raise DataError(f"tokenizer {cfg.tokenizer}: could not be loaded ({type(e).__name__}: {e})") from None
+    if tok.eos_token_id is None: raise DataError(f"tokenizer {cfg.tokenizer}: has no EOS token, which ends every document")
+    dtype, fingerprint = token_dtype(len(tok), cfg.dtype), tokenizer_hash(tok)
+    train_files, valid_files = _split_files(cfg.input)
+    plan = {'input': [[f, os.path.getsize(f)] for f in train_files], 'tokenizer': fingerprint, 'dtype': dtype,
+            'eos_id': tok.eos_token_id, 'text_field': cfg.text_field}
+    part = out.parent/f'.{out.name}.partial'
+    if part.exists() and (not (part/'plan.json').exists() or json.loads((part/'plan.json').read_text()) != plan):
+        shutil.rmtree(part)  # left by a run with other arguments: nothing in it can be reused
+    (part/'tokenizer').mkdir(parents=True, exist_ok=True)
+    (part/'plan.json').write_text(json.dumps(plan))
+    try: manifest = _tokenize_into(cfg, tok, part, train_files, valid_files, dtype, fingerprint, progress)
+    except Exception:  # a bad input: nothing is kept (an interruption, Ctrl-C or a kill, keeps the finished shards)
+        shutil.rmtree(part, ignore_errors=True); raise
+    if out.exists(): shutil.rmtree(out) if out.is_dir() else out.unlink()
+    part.rename(out)
+    return manifest
+
+def _tokenize_into(cfg, tok, part, train_files, valid_files, dtype, fingerprint, progress):
+    tok.save_pretrained(str(part/'tokenizer'))
+    src = Path(cfg.tokenizer); sp_model = src/'tokenizer.model' if src.is_dir() else src
+    if sp_model.is_file() and sp_model.suffix == '.model': shutil.copy(sp_model, part/'tokenizer'/'tokenizer.model')  # SentencePiece's own
+    t0, itemsize = time.perf_counter(), np.dtype(dtype).itemsize
+    step = FastDocumentTokenizer(str(part/'shards'), tokenizer_name_or_path=str(part/'tokenizer'/'tokenizer.json'),
+                                 eos_token=tok.eos_token, shuffle_documents=False, save_final_metadata=False,
+                                 batch_size=cfg.batch_size, token_size=itemsize)
+    stage = {'name': 'tokenize', 'tasks': len(train_files), 'pipeline': [ReadCorpus(train_files, cfg.text_field), step]}
+    with _token_bar(part/'shards', itemsize, progress): run_stage(stage, cfg.workers, part/'logs')
+    seconds = time.perf_counter() - t0
+    shards = _check_shards(part/'shards', dtype, len(train_files))
+    tokens = sum(s['tokens'] for s in shards)
+    valid = list(itertools.islice((d for f in valid_files for d in stream_docs(f, cfg.text_field)), cfg.valid_texts))
+    (part/'valid.jsonl').write_text(''.join(json.dumps({'text': t}, ensure_ascii=False) + '\n' for t in valid), encoding='utf-8')
+    text_bytes = sum(s['text_bytes'] for s in shards)
+    manifest = {'format': 'bailong-tokens/1 (datatrove .ds shards)', 'tokenizer': {'source': str(cfg.tokenizer), 'hash': fingerprint,
+                'vocab_size': len(tok), 'eos_token': tok.eos_token, 'eos_id': tok.eos_token_id},
+                'dtype': dtype, 'eos_policy': 'EOS id after every document, no BOS', 'tokens': tokens,
+                'docs': sum(s['docs'] for s in shards), 'shards': shards, 'valid_texts': len(valid),
+                'input': str(cfg.input), 'text_bytes': text_bytes, 'seconds': round(seconds, 1),
+                'mb_per_s': round(text_bytes / 2**20 / seconds, 2), 'workers': cfg.workers}  # MB of UTF-8 text
+    if tokens == 0: raise DataError(f"{cfg.input}: no text to tokenize")
+    for f in ('logs', 'plan.json'): shutil.rmtree(part/f) if (part/f).is_dir() else (part/f).unlink()
+    (part/'manifest.json').write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding='utf-8')  # last: marks it complete
+    return manifest
+
+# %% ../nbs/00_data.ipynb #c123
+def is_token_dir(path) -> bool:
+    "Whether `path` is a directory written by `tokenize_corpus`."
+    return Path(str(path)).is_dir() and (Path(str(path))/'manifest.json').exists()
+
+class TokenShards:
+    "The token stream of a `tokenize_corpus` directory, memory-mapped: nothing is read from disk until a range is asked for."
+    def __init__(self, path):
+        self.path = p = Path(path)
+        if not p.is_dir(): raise DataError(f"{p}: not a directory written by `bailong data tokenize`")
+        if not (p/'manifest.json').exists():
+            raise DataError(f"{p}: no manifest.json; expected a directory written by `bailong data tokenize` (an unfinished "
+                            "run keeps its shards in a hidden .partial folder until it completes)")
+        self.manifest = m = json.loads((p/'manifest.json').read_text(encoding='utf-8'))
+        dtype, self.maps = np.dtype(m['dtype']).newbyteorder('<'), []
+        for s in m['shards']:
+            f = p/'shards'/s['file']
+            if s['tokens'] == 0: continue
+            if not f.exists(): raise DataError(f"{f}: missing; {p/'manifest.json'} lists it")
+            if f.stat().st_size != s['tokens'] * dtype.itemsize:
+                raise DataError(f"{f}: {f.stat().st_size:,} bytes, expected {s['tokens'] * dtype.itemsize:,} ({s['tokens']:,} "
+                                f"{m['dtype']} tokens): the shard is truncated or was changed; tokenize the corpus again")
+            self.maps.append(np.memmap(f, dtype=dtype, mode='r'))
+        self.ends = np.cumsum([len(a) for a in self.maps], dtype=np.int64)
+    def __len__(self) -> int: return int(self.ends[-1]) if len(self.ends) else 0
+    def read(self, start: int, stop: int) -> np.ndarray:
+        "Tokens `start` .. `stop - 1` of the stream (across shard boundaries) as int64."
+        parts, k = [], int(np.searchsorted(self.ends, start, side='right'))
+        while start < stop:
+            lo = int(self.ends[k - 1]) if k else 0
+            take = min(stop, int(self.ends[k])) - start
+            parts.append(self.maps[k][start - lo:start - lo + take]); start += take; k += 1
+        return np.concatenate(parts).astype(np.int64)
+    def valid_texts(self) -> list[str]:
+        "The held-out texts copied at tokenization."
+        f = self.path/'valid.jsonl'
+        return [json.loads(l)['text'] for l in f.read_text(encoding='utf-8').splitlines()] if f.exists() else []
+    def check_tokenizer(self, tok):
+        "Refuse a tokenizer other than the one the shards were made with: its ids would mean other text."
+        t = self.manifest['tokenizer']
+        if (h := tokenizer_hash(tok)) != t['hash']:
+            raise DataError(f"{self.path}: tokenized with {t['source']} (tokenizer hash {t['hash']}), but this run's tokenizer has "
+                            f"hash {h}; use the same tokenizer (it is copied in {self.path/'tokenizer'}) or tokenize again with this one")

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from .data import DataError, atomic_dir
-from .tokenizer import load_hf_tokenizer
+from .tokenizer import load_hf_tokenizer, gguf_cached
 
 # %% auto #0
 __all__ = ['METHODS', 'new_token_ids', 'decompose', 'init_rows', 'grow_embeddings', 'is_tied', 'resize_and_init', 'load_model',
@@ -112,10 +112,12 @@ def load_model(src, dtype=torch.float32):
     p = Path(src)
     if p.suffix == '.gguf':
         if not p.exists(): raise FileNotFoundError(f"model file not found: {p}")
-        m = AutoModelForCausalLM.from_pretrained(str(p.parent), gguf_file=p.name, dtype=dtype)
-        m.hf_quantizer = None
-        if hasattr(m.config, 'quantization_config'): del m.config.quantization_config
-        return m
+        def convert():  # always float32 in the cache, whatever dtype this call asks for
+            m = AutoModelForCausalLM.from_pretrained(str(p.parent), gguf_file=p.name, dtype=torch.float32)
+            m.hf_quantizer = None  # dequantised: savable, trainable
+            if hasattr(m.config, 'quantization_config'): del m.config.quantization_config
+            return m
+        return gguf_cached(p, 'model', convert, lambda d: AutoModelForCausalLM.from_pretrained(str(d), dtype=torch.float32)).to(dtype)
     if not p.exists() and Path(src).is_absolute(): raise FileNotFoundError(f"model directory not found: {p}")
     return AutoModelForCausalLM.from_pretrained(str(src), dtype=dtype)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from .data import DataError, resolve_source, _decode_lines, _is_hub_name
+from .data import DataError, resolve_source, _stream_lines, _is_hub_name
 from .tokenizer import load_hf_tokenizer, CJK_RE
 from .embeddings import load_model
 from .train import DTYPES
@@ -63,14 +63,14 @@ def _item(rec, f: dict, where: str) -> dict:
 # %% ../nbs/09_mc.ipynb #c010
 def _jsonl_records(path: Path):
     "('file:line', record) for each non-blank line of a JSONL file."
-    for i, s in _decode_lines(path, 'strict'):
+    for i, s in _stream_lines(path, 'strict'):
         if not s.strip(): continue
         try: yield f'{path}:{i}', json.loads(s)
         except json.JSONDecodeError as e: raise DataError(f"{path}:{i}: not valid JSON ({e.msg} at column {e.colno})") from None
 
 def _csv_records(path: Path):
     "('file:line', {header: value}) for each record of a CSV file with a header row."
-    text = '\n'.join(s for _, s in _decode_lines(path, 'strict')).removeprefix('\ufeff')  # Excel's byte-order mark
+    text = '\n'.join(s for _, s in _stream_lines(path, 'strict')).removeprefix('\ufeff')  # Excel's byte-order mark
     reader = csv.reader(io.StringIO(text, newline=''), strict=True)
     try: header = [h.strip() for h in next(reader)]
     except (StopIteration, csv.Error): raise DataError(f"{path}: no header row; expected a first line such as question,A,B,C,D,answer") from None

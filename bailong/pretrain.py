@@ -6,18 +6,19 @@
 from __future__ import annotations
 from dataclasses import dataclass, field
 import torch
-from .data import DataError, read_corpus, clean_corpus, train_valid_split, pack_corpus
+from .data import DataError, read_corpus, clean_corpus, train_valid_split, pack_corpus, is_token_dir, TokenShards
+import numpy as np
 from .embeddings import bits_per_char
 from .train import TrainConfig, Task, train, autocast
 
 # %% auto #0
-__all__ = ['PretrainConfig', 'load_docs', 'pack_docs', 'Blocks', 'evaluate', 'PretrainTask', 'pretrain']
+__all__ = ['PretrainConfig', 'load_docs', 'pack_docs', 'Blocks', 'ShardBlocks', 'evaluate', 'PretrainTask', 'pretrain']
 
 # %% ../nbs/04_pretrain.ipynb #c007
 @dataclass
 class PretrainConfig(TrainConfig):
     "A continued pre-training run; `bailong train pretrain --config run.yaml` reads the same."
-    corpus: list = field(default_factory=list)  # text files, `bailong:NAME` samples, HF dataset dirs or hub names
+    corpus: list = field(default_factory=list)  # text files, directories, `bailong:NAME`, HF datasets, or one tokens directory
     valid_frac: float = 0.02
     eval_texts: int = 64                        # held-out texts scored in bits/char
     out: str = 'runs/pretrain'
@@ -45,6 +46,16 @@ class Blocks:
     def __len__(self): return len(self.ids)
     def collate(self, idx): return {'input_ids': self.ids[idx]}
 
+class ShardBlocks:
+    "The same blocks read from memory-mapped token shards when a batch asks for them: block `i` is tokens `i·b .. (i+1)·b - 1`."
+    def __init__(self, shards: TokenShards, block_size: int):
+        self.shards, self.block_size, self.n = shards, block_size, len(shards) // block_size
+        if self.n == 0: raise DataError(f"corpus {shards.path}: {len(shards)} tokens, fewer than one block of {block_size}")
+    def __len__(self): return self.n
+    def collate(self, idx):
+        b = self.block_size
+        return {'input_ids': torch.from_numpy(np.stack([self.shards.read(i * b, (i + 1) * b) for i in idx]))}
+
 # %% ../nbs/04_pretrain.ipynb #c012
 def evaluate(model, tok, texts, cfg: TrainConfig | None = None) -> float:
     "Held-out bits per character (model left in train mode afterwards)."
@@ -55,14 +66,28 @@ def evaluate(model, tok, texts, cfg: TrainConfig | None = None) -> float:
 class PretrainTask(Task):
     "Continued pre-training: packed blocks of the corpora, held-out bits per character."
     name = 'pretrain'
-    def load(self, cfg): self.docs, self.valid = load_docs(cfg)
+    def load(self, cfg):
+        self.shards = None
+        if not (tokens := [str(s) for s in cfg.corpus if is_token_dir(s)]):
+            self.docs, self.valid = load_docs(cfg); return
+        if len(cfg.corpus) > 1:
+            raise DataError(f"corpus: {tokens[0]} is already tokenized, so it must be the only entry (tokenize all the text together)")
+        if cfg.extend_tokenizer:
+            raise DataError(f"extend_tokenizer: learning pieces needs raw text, but corpus {tokens[0]} is tokenized; extend the "
+                            "tokenizer first (bailong tokenizer extend), then tokenize the corpus with it")
+        self.shards, self.docs = TokenShards(tokens[0]), []
+        if not cfg.tokenizer: cfg.tokenizer = str(self.shards.path/'tokenizer')  # the one the shards were made with
+        self.valid = [t for t in self.shards.valid_texts() if len(t) <= 4 * cfg.block_size][:cfg.eval_texts]
     def texts(self): return self.docs
-    def prepare(self, cfg, tok): return Blocks(pack_docs(tok, self.docs, cfg.block_size))
-    def evaluate(self, model, tok, cfg): return {'eval_bits_per_char': evaluate(model, tok, self.valid, cfg)}
+    def prepare(self, cfg, tok):
+        if self.shards is None: return Blocks(pack_docs(tok, self.docs, cfg.block_size))
+        self.shards.check_tokenizer(tok)
+        return ShardBlocks(self.shards, cfg.block_size)
+    def evaluate(self, model, tok, cfg): return {'eval_bits_per_char': evaluate(model, tok, self.valid, cfg)} if self.valid else {}
     def summary(self, model, tok, cfg, rows):
         evals = [r['eval_bits_per_char'] for r in rows if 'eval_bits_per_char' in r]
-        return {'bits_per_char_start': evals[0] if evals else None, 'bits_per_char_end': evaluate(model, tok, self.valid, cfg),
-                'eval_texts': len(self.valid)}
+        return {'bits_per_char_start': evals[0] if evals else None,
+                'bits_per_char_end': evaluate(model, tok, self.valid, cfg) if self.valid else None, 'eval_texts': len(self.valid)}
 
 def pretrain(cfg: PretrainConfig, resume: bool = False, progress: bool = True) -> dict | None:
     "Run continued pre-training as configured; returns a summary (also written to `out/summary.json`; None in processes other than 0)."

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy, json, shutil, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
-from .data import PrepareConfig, prepare_corpus, save_prepared, format_report, sample_path, read_corpus
+from .data import PrepareConfig, prepare, TokenizeConfig, tokenize_corpus, format_report, sample_path, read_corpus
 from .tokenizer import extend_tokenizer, save_extension, tokenizer_stats, smollm2_gguf, load_hf_tokenizer
 from .embeddings import load_model, resize_and_init, bits_per_char, save_model
 from .pretrain import PretrainConfig, pretrain
@@ -40,17 +40,16 @@ class QuickstartConfig:
 def stage_data(cfg: QuickstartConfig, results: dict) -> dict:
     "Prepare the corpus: clean, deduplicate, split; print the report."
     pcfg = PrepareConfig(inputs=[cfg.corpus or str(sample_path())], valid_frac=0.05, seed=cfg.seed)
-    train, valid, report = prepare_corpus(pcfg)
+    report = prepare(pcfg, Path(cfg.out)/'data', overwrite=True)
     print(format_report(report))
-    out = save_prepared(Path(cfg.out)/'data', train, valid, report, overwrite=True)
-    return {'train_docs': len(train), 'valid_docs': len(valid), 'dir': str(out)}
+    return {'train_docs': report['train']['docs'], 'valid_docs': report['valid']['docs'], 'dir': str(Path(cfg.out)/'data')}
 
 def stage_tokenizer(cfg: QuickstartConfig, results: dict) -> dict:
     "Extend the model's tokenizer with zh-TW pieces learned from the prepared training split."
     base, data = cfg.model or str(smollm2_gguf()), Path(results['data']['dir'])
-    ext = extend_tokenizer(base, data/'train.jsonl', cfg.n_new_tokens, progress=True)
+    ext = extend_tokenizer(base, data, cfg.n_new_tokens, progress=True)  # a prepared directory reads as its train split
     out = save_extension(ext, Path(cfg.out)/'tokenizer', overwrite=True)
-    valid = read_corpus(data/'valid.jsonl')
+    valid = read_corpus(data/'valid')
     before, after = tokenizer_stats(base, valid), tokenizer_stats(out, valid, base=base)
     print(f"{ext.report['base_size']:,} -> {ext.report['size']:,} tokens; on held-out zh-TW: tokens/char "
           f"{before['tokens_per_char']:.3f} -> {after['tokens_per_char']:.3f}, new pieces are {after['new_piece_share']:.0%} of tokens")
@@ -61,7 +60,7 @@ def stage_embeddings(cfg: QuickstartConfig, results: dict) -> dict:
     "Resize the model and zip-tie its new rows; compare held-out bits/char with random rows and the base model."
     base = cfg.model or str(smollm2_gguf())
     t0, t1 = load_hf_tokenizer(base), load_hf_tokenizer(results['tokenizer']['dir'])
-    texts = [t for t in read_corpus(Path(results['data']['dir'])/'valid.jsonl') if len(t) <= 200][:cfg.eval_texts]
+    texts = [t for t in read_corpus(Path(results['data']['dir'])/'valid') if len(t) <= 200][:cfg.eval_texts]
     model = load_model(base)
     bpc = {'base model': bits_per_char(model, t0, texts)}
     rnd = copy.deepcopy(model)
@@ -75,16 +74,19 @@ def stage_embeddings(cfg: QuickstartConfig, results: dict) -> dict:
             'bits_per_char_zip_tie': round(bpc['zip-tie'], 3), 'eval_texts': len(texts), 'dir': str(out)}
 
 def stage_pretrain(cfg: QuickstartConfig, results: dict) -> dict:
-    "A short QLoRA continued pre-training of the zip-tie model (4-bit NF4 base, LoRA, new rows trained)."
+    "Tokenize the training split once into shards, then a short QLoRA continued pre-training of the zip-tie model on them."
+    tokens = tokenize_corpus(TokenizeConfig(tokenizer=results['embeddings']['dir'], input=results['data']['dir'],
+                                            out=str(Path(cfg.out)/'tokens')), overwrite=True)
+    print(f"{tokens['tokens']:,} tokens of {tokens['docs']:,} documents, {tokens['dtype']}")
     pcfg = PretrainConfig(model=results['embeddings']['dir'], base_tokenizer=cfg.model or str(smollm2_gguf()),
-                          tokenizer=results['embeddings']['dir'], corpus=[str(Path(results['data']['dir'])/'train.jsonl')],
+                          tokenizer=results['embeddings']['dir'], corpus=[str(Path(cfg.out)/'tokens')],
                           block_size=64, micro_batch=4, steps=cfg.pretrain_steps, eval_every=cfg.pretrain_steps, save_every=0,
                           lr=1e-3, embedding_lr=1e-3, warmup_steps=2, eval_texts=32, seed=cfg.seed, out=str(Path(cfg.out)/'pretrain'))
     if Path(pcfg.out).exists(): shutil.rmtree(pcfg.out)  # the quickstart replaces its own earlier run
     s = pretrain(pcfg)
     print(f"held-out bits/char {s['bits_per_char_start']:.3f} -> {s['bits_per_char_end']:.3f} after {pcfg.steps} steps")
     return {'bits_per_char_before': round(s['bits_per_char_start'], 3), 'bits_per_char_after': round(s['bits_per_char_end'], 3),
-            'steps': pcfg.steps, 'dir': pcfg.out}
+            'steps': pcfg.steps, 'tokens': tokens['tokens'], 'dir': pcfg.out}
 
 PROMPTS = ['請把這句話翻譯成英文：開啟說明系統。', 'Translate into Traditional Chinese: Open the Help system.']
 

