@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, importlib.resources, inspect, json, re, shlex, shutil, sys, typing
 from dataclasses import fields, MISSING
 from pathlib import Path
-from .data import DataError, PrepareConfig, prepare, TokenizeConfig, tokenize_corpus, format_report, read_corpus, resolve_source, atomic_dir
+from .data import DataError, PrepareConfig, prepare, TokenizeConfig, tokenize_corpus, format_report, read_corpus, resolve_source, atomic_dir, refuse_existing
 from .tokenizer import ExtendConfig, extend_tokenizer, save_extension, tokenizer_stats
 from .embeddings import METHODS, CompareConfig, compare_inits, load_model, plot_compare, resize_and_init, save_model
 from .tokenizer import load_hf_tokenizer
@@ -37,13 +37,8 @@ def cmd_data_tokenize(args):
     print(f"{m['tokens']:,} tokens ({m['dtype']}) of {m['docs']:,} documents in {len(m['shards'])} shards, "
           f"{m['mb_per_s']} MB/s with {m['workers']} workers; {m['valid_texts']} held-out texts; wrote {args.out}")
 
-def _refuse_existing(out, overwrite):
-    "Fail before a long run, not after it, when the output directory is taken."
-    if Path(out).exists() and any(Path(out).iterdir()) and not overwrite:
-        raise DataError(f"output {out} already exists and is not empty; pass --overwrite to replace it")
-
 def cmd_tokenizer_extend(args):
-    _refuse_existing(args.out, args.overwrite)
+    refuse_existing(args.out, args.overwrite)
     cfg = ExtendConfig(n_new=args.add, method=args.method, lexicon=not args.no_lexicon, threads=args.threads)
     ext = extend_tokenizer(args.base, args.corpus, args.add, cfg)
     out = save_extension(ext, args.out, overwrite=args.overwrite)
@@ -61,7 +56,7 @@ def cmd_tokenizer_stats(args):
     print(json.dumps(tokenizer_stats(args.tokenizer, texts, base=args.base, gold_words=gold), indent=1))
 
 def cmd_embeddings_init(args):
-    _refuse_existing(args.out, args.overwrite)
+    refuse_existing(args.out, args.overwrite)
     model, t0, t1 = load_model(args.model), load_hf_tokenizer(args.base_tokenizer), load_hf_tokenizer(args.tokenizer)
     info = resize_and_init(model, t0, t1, method=args.method, tie=True if args.tie else None, head_rule=args.head_rule, seed=args.seed)
     out = save_model(model, t1, args.out, overwrite=args.overwrite, info=info)
@@ -74,7 +69,7 @@ def _split_texts(path, n_eval, max_chars=400):
     return texts[:n_eval], texts[n_eval:]
 
 def cmd_embeddings_compare(args):
-    _refuse_existing(args.out, args.overwrite)
+    refuse_existing(args.out, args.overwrite)
     cfg = CompareConfig(methods=tuple(args.methods), steps=args.steps, lr=args.lr, batch_size=args.batch_size,
                         eval_texts=args.eval_texts, seed=args.seed)
     eval_texts, train_texts = _split_texts(args.text, cfg.eval_texts)

@@ -14,13 +14,13 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['TEXT_SUFFIXES', 'COMPRESSED', 'CJK_RE', 'SCRIPTS', 'DataError', 'shared_path', 'sample_path', 'sentencepiece_base',
-           'resolve_source', 'stream_docs', 'corpus_files', 'read_corpus', 'clean_text', 'clean_corpus', 'cjk_count',
-           'char_script', 'script_of', 'script_shares', 'to_traditional', 'dedup_exact', 'dedup_near',
-           'train_valid_split', 'corpus_stats', 'PrepareConfig', 'prepare_corpus', 'format_report', 'atomic_dir',
-           'pack_corpus', 'ReadCorpus', 'Tally', 'Clean', 'ToTraditional', 'char_shingles', 'CharMinhashSignature',
-           'lsh_bands', 'in_valid', 'MarkSplit', 'prepare_stages', 'run_stage', 'prepare_report', 'prepare',
-           'FastDocumentTokenizer', 'tokenizer_hash', 'token_dtype', 'TokenizeConfig', 'tokenize_corpus',
-           'is_token_dir', 'TokenShards']
+           'resolve_source', 'stream_docs', 'is_prepared', 'corpus_files', 'read_corpus', 'clean_text', 'clean_corpus',
+           'cjk_count', 'char_script', 'script_of', 'script_shares', 'to_traditional', 'dedup_exact', 'dedup_near',
+           'train_valid_split', 'corpus_stats', 'PrepareConfig', 'prepare_corpus', 'format_report', 'refuse_existing',
+           'atomic_dir', 'pack_corpus', 'ReadCorpus', 'Tally', 'Clean', 'ToTraditional', 'char_shingles',
+           'CharMinhashSignature', 'lsh_bands', 'in_valid', 'MarkSplit', 'prepare_stages', 'run_stage',
+           'prepare_report', 'prepare', 'FastDocumentTokenizer', 'tokenizer_hash', 'token_dtype', 'TokenizeConfig',
+           'tokenize_corpus', 'is_token_dir', 'TokenShards']
 
 # %% ../nbs/00_data.ipynb #c005
 class DataError(ValueError):
@@ -160,6 +160,11 @@ def stream_docs(source, text_field='text', errors='strict', doc_sep='auto', spli
                           f"{', '.join(TEXT_SUFFIXES)} (.txt and .jsonl also as .gz or .zst), a directory of them, "
                           "a saved Hugging Face dataset directory, or a hub dataset name")
 
+def is_prepared(p) -> bool:
+    "Whether `p` is a directory written by `bailong data prepare` (its report and its `train/` shards)."
+    p = Path(p)
+    return p.is_dir() and (p/'report.json').exists() and (p/'train').is_dir()
+
 def corpus_files(inputs) -> list[str]:
     """The sources named by `inputs`: files, globs, directories (their corpus files, recursively, sorted; a prepared
     corpus: its `train/` shards), saved HF datasets and hub names."""
@@ -167,7 +172,7 @@ def corpus_files(inputs) -> list[str]:
     for src in ([inputs] if isinstance(inputs, (str, Path)) else inputs):
         s = str(resolve_source(src)); p = Path(s)
         if p.is_dir() and not _is_hf_dir(p):
-            if (p/'report.json').exists() and (p/'train').is_dir(): p = p/'train'  # what `bailong data prepare` wrote
+            if is_prepared(p): p = p/'train'  # what `bailong data prepare` wrote
             found = sorted(str(f) for f in p.rglob('*') if f.is_file() and _format_of(f) and not f.name.startswith('.'))
             if not found: raise DataError(f"{s}: the directory holds no corpus files ({', '.join(TEXT_SUFFIXES)}, "
                                           ".txt and .jsonl also as .gz or .zst)")
@@ -332,12 +337,17 @@ def format_report(report: dict) -> str:
     return '\n'.join(rows)
 
 # %% ../nbs/00_data.ipynb #c048
+def refuse_existing(out, overwrite: bool = False):
+    "Fail before any work, not after it, when the output `out` is taken: a file, or a directory that is not empty."
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise DataError(f"output {out} already exists and is not empty; pass overwrite (--overwrite) to replace it")
+
 @contextlib.contextmanager
 def atomic_dir(out, overwrite: bool = False):
     "Yield a temporary directory that becomes `out` only if the block succeeds."
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise DataError(f"output {out} already exists and is not empty; pass overwrite (--overwrite) to replace it")
+    refuse_existing(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.tmp-', dir=out.parent))
     try:
@@ -604,7 +614,7 @@ class FastDocumentTokenizer(DocumentTokenizer):
             else:
                 plain = [i for i, t in enumerate(texts) if not special.search(t)]
                 ids = [None] * len(texts)
-                for i, x in zip(plain, sp.encode([texts[i] for i in plain])): ids[i] = x + [eos]
+                for i, x in zip(plain, sp.encode([texts[i] for i in plain], num_threads=1)): ids[i] = x + [eos]  # its default is a thread per core, in each of `workers` processes
                 rest = [i for i, x in enumerate(ids) if x is None]
                 for i, x in zip(rest, self._encode([texts[i] for i in rest])): ids[i] = x
                 if not checked:  # the first 100 documents both ways; another normaliser would show here
@@ -648,7 +658,7 @@ class TokenizeConfig:
 def _split_files(inp: str):
     "(train files, held-out files) of a prepared corpus, or (corpus files, []) of anything else."
     p = Path(inp)
-    if p.is_dir() and (p/'report.json').exists() and (p/'train').is_dir():
+    if is_prepared(p):
         return corpus_files(p/'train'), (corpus_files(p/'valid') if any((p/'valid').glob('*')) else [])
     return corpus_files(inp), []
 
@@ -688,8 +698,7 @@ def tokenize_corpus(cfg: TokenizeConfig, overwrite: bool = False, progress: bool
     if not cfg.out: raise DataError("out: give an output directory (--out)")
     if cfg.workers < 1: raise DataError(f"workers={cfg.workers}: expected a positive number")
     out = Path(cfg.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise DataError(f"output {out} already exists and is not empty; pass overwrite (--overwrite) to replace it")
+    refuse_existing(out, overwrite)
     try: tok = load_hf_tokenizer(cfg.tokenizer)
     except Exception as e: raise DataError(f"tokenizer {cfg.tokenizer}: could not be loaded ({type(e).__name__}: {e})") from None
     if tok.eos_token_id is None: raise DataError(f"tokenizer {cfg.tokenizer}: has no EOS token, which ends every document")

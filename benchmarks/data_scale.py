@@ -33,7 +33,8 @@ the same 7 MB corpus with `bailong tokenizer extend`, made once under `--work` (
 builds the tiny preset on Llama 2's vocabulary (`base_tokenizer`) and resizes it to the extension's.
 
 Targets (data-scale issue): peak RSS of prepare and tokenize flat in corpus size, <= 2 GB at 1 GiB with 2 workers;
-first step <= 30 s after tokenization whatever the size; tokenize >= 5 MB/s per worker on this CPU.
+first step <= 30 s after tokenization whatever the size; tokenize >= 5 MB/s per worker on this CPU at 1 GiB (the
+acceptance: "a 1 GB corpus ... within the targets"; on 10 MiB the command's ~5 s of start-up is most of its wall time).
 Prints a table and writes JSON (`--json`, default benchmarks/results/data_scale.json).
 """
 import argparse, json, os, platform, random, shutil, subprocess, sys, time
@@ -215,8 +216,8 @@ def targets(rows: list) -> dict:
             out[f'{stage}_peak_rss_growth'] = {'sizes_mib': [lo, hi], 'ratio': round(peaks[hi] / peaks[lo], 2)}
     first = vals('train', 'first_step_s')
     out['first_step_le_30s'] = {'measured_s': first, 'pass': all(v <= 30 for v in first.values()) if first else None}
-    speed = vals('tokenize', 'mb_per_s_per_worker')
-    out['tokenize_ge_5MBps_per_worker'] = {'measured': speed, 'pass': all(v >= 5 for v in speed.values()) if speed else None}
+    speed = vals('tokenize', 'mb_per_s_per_worker'); at1g = speed.get(1000)  # the acceptance: a 1 GB corpus within the targets
+    out['tokenize_ge_5MBps_per_worker_at_1GiB'] = {'measured': speed, 'pass': None if at1g is None else at1g >= 5}
     return out
 
 
