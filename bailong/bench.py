@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 from .data import DataError, resolve_source, _is_hub_name
-from .embeddings import load_model, resize_and_init, is_tied
+from .embeddings import load_model
 from .tokenizer import load_hf_tokenizer
 from .train import DTYPES
 
@@ -136,19 +136,10 @@ def prepare_tokenizer(model, tok):
 
 # %% ../nbs/06_bench.ipynb #c025
 def _load_run(run: Path, dtype):
-    "Base model + adapter of a bailong training run, merged in memory as `bailong.sft.merge` does, and its tokenizer."
-    from peft import PeftModel
-    from transformers import AutoTokenizer
-    from bailong.sft import _run_files
-    summary, cfg = _run_files(run)
-    tok = AutoTokenizer.from_pretrained(str(run/'tokenizer'))
-    model = load_model(run/'base_model' if (run/'base_model').is_dir() else summary['base'])  # float32, as the merge
-    tied = is_tied(model)
-    if len(tok) > model.get_input_embeddings().weight.shape[0]:  # the rows the run started from, then the adapter's
-        resize_and_init(model, load_hf_tokenizer(summary['base_tokenizer']), tok, method=cfg.init, seed=cfg.seed)
-    model = PeftModel.from_pretrained(model, str(run/'adapter')).merge_and_unload()
-    if tied and not is_tied(model): model.tie_weights()  # peft issue 2777
-    return model.to(dtype), tok
+    "Base model + adapter of a bailong training run, merged in memory exactly as `bailong.sft.merge` does, and its tokenizer."
+    from bailong.sft import load_run, merge_tied
+    model, tok, _, _, tied = load_run(run)
+    return merge_tied(model, tied, run).to(dtype), tok
 
 def load_answer_model(model, dtype: str = 'auto', device: str = ''):
     """A causal LM (eval mode, on `device`) and its tokenizer ready for batched generation, from a merged model

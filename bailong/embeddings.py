@@ -13,8 +13,9 @@ from .data import DataError, atomic_dir
 from .tokenizer import load_hf_tokenizer, gguf_cached
 
 # %% auto #0
-__all__ = ['METHODS', 'new_token_ids', 'decompose', 'init_rows', 'grow_embeddings', 'is_tied', 'resize_and_init', 'load_model',
-           'save_model', 'bits_per_char', 'train_embeddings', 'CompareConfig', 'compare_inits', 'plot_compare']
+__all__ = ['METHODS', 'new_token_ids', 'decompose', 'init_rows', 'grow_embeddings', 'is_tied', 'tie_embeddings',
+           'resize_and_init', 'load_model', 'save_model', 'bits_per_char', 'train_embeddings', 'CompareConfig',
+           'compare_inits', 'plot_compare']
 
 # %% ../nbs/02_embeddings.ipynb #c005
 METHODS = ('zip-tie', 'zip-tie-norm', 'mean', 'noisy-mean', 'random')
@@ -77,12 +78,26 @@ def grow_embeddings(model, n_rows: int, ids: list[int], rows_in: torch.Tensor, r
     return model
 
 def is_tied(model) -> bool:
+    "Whether the output layer reads the input embedding matrix itself (one tensor, not a copy)."
     out = model.get_output_embeddings()
     return out is not None and out.weight is model.get_input_embeddings().weight
 
+def tie_embeddings(model) -> bool:
+    """Make the output layer read the input embedding, as Bailong does with Llama 2 (untied as released). The old output
+    rows are dropped: from here on every token, old or new, is scored with its input row. True when it was untied."""
+    if is_tied(model): return False
+    emb, head = model.get_input_embeddings(), model.get_output_embeddings()
+    if head is None: raise DataError(f"{type(model).__name__} has no output layer to tie to its input embedding")
+    if head.weight.shape != emb.weight.shape:
+        raise DataError(f"cannot tie: the output layer is {tuple(head.weight.shape)}, the input embedding {tuple(emb.weight.shape)}")
+    model.config.tie_word_embeddings = True  # save_pretrained then writes one matrix, and from_pretrained ties it again
+    head.weight = emb.weight
+    return True
+
 def resize_and_init(model, base_tok, new_tok, method: str = 'zip-tie', tie: bool | None = None,
                     head_rule: str = 'same', seed: int = 0) -> dict:
-    "Resize `model` to `new_tok` and initialise the new rows by `method`; returns what was done."
+    """Resize `model` to `new_tok` and initialise the new rows by `method`; returns what was done. With `tie`, an untied
+    model is tied first (`tie_embeddings`): its output rows, new ones included, are then its input rows."""
     if method not in METHODS: raise DataError(f"unknown init method {method!r}; expected one of {', '.join(METHODS)}")
     if head_rule not in ('same', 'first'): raise DataError(f"head_rule={head_rule!r}: expected 'same' or 'first'")
     rows = model.get_input_embeddings().weight.shape[0]
@@ -92,18 +107,16 @@ def resize_and_init(model, base_tok, new_tok, method: str = 'zip-tie', tie: bool
     ids = new_token_ids(base_tok, new_tok)
     parts, g = decompose(base_tok, new_tok, ids), torch.Generator().manual_seed(seed)
     was_tied, std = is_tied(model), getattr(model.config, 'initializer_range', 0.02)
+    if tie: tie_embeddings(model)  # first: the old output rows go, and the model grows as a tied one
     old_in = model.get_input_embeddings().weight[:len(base_tok)].detach()  # views: the old rows are only read
     rows_in, rows_out = init_rows(old_in, parts, method, std, g), None
-    if not was_tied:
+    if not is_tied(model):
         old_out = model.get_output_embeddings().weight[:len(base_tok)].detach()
         rows_out = (init_rows(old_out, [p[:1] for p in parts], 'zip-tie') if head_rule == 'first'
                     else init_rows(old_out, parts, method, std, g))
     with torch.no_grad(): grow_embeddings(model, max(len(new_tok), rows), ids, rows_in, rows_out)
-    if tie and not was_tied:
-        model.config.tie_word_embeddings = True
-        model.get_output_embeddings().weight = model.get_input_embeddings().weight
     return {'method': method, 'new_tokens': len(ids), 'rows': model.get_input_embeddings().weight.shape[0],
-            'tied': is_tied(model), 'head_rule': None if was_tied else head_rule}
+            'tied': is_tied(model), 'head_rule': None if was_tied or tie else head_rule}
 
 # %% ../nbs/02_embeddings.ipynb #c023
 def load_model(src, dtype=torch.float32):

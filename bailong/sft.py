@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .data import DataError, read_corpus, resolve_source, _stream_lines, _is_hub_name, atomic_dir
+from .data import DataError, read_corpus, resolve_source, _stream_lines, _is_hub_name, atomic_dir, refuse_existing
 from .tokenizer import load_hf_tokenizer
-from .embeddings import resize_and_init, is_tied
-from .train import TrainConfig, Task, train, autocast, ReadingOrder, DTYPES
+from .embeddings import load_model, is_tied
+from .train import TrainConfig, Task, train, autocast, ReadingOrder, DTYPES, adapt_base
 
 
 # %% auto #0
@@ -22,7 +22,8 @@ __all__ = ['ROLES', 'TRANSLATE_PROMPTS', 'NEXT_PROMPTS', 'BACK_PROMPTS', 'SYSTEM
            'HELP', 'read_conversations', 'load_conversations', 'write_conversations', 'translation_chats',
            'chatml_template', 'training_chat_template', 'with_chat_template', 'loss_mask_html', 'encode_conversation',
            'encode_conversations', 'PackedConversations', 'PaddedConversations', 'length_grouped_batches', 'SftConfig',
-           'answer_loss', 'SftTask', 'sft', 'merge', 'load_chat_model', 'reply', 'chat_loop', 'chat_box']
+           'answer_loss', 'SftTask', 'sft', 'load_run', 'merge_tied', 'merge', 'load_chat_model', 'reply', 'chat_loop',
+           'chat_box']
 
 # %% ../nbs/05_sft.ipynb #c007
 ROLES = {'system': 'system', 'user': 'user', 'human': 'user', 'assistant': 'assistant', 'gpt': 'assistant'}
@@ -585,30 +586,50 @@ def _model_card(run: Path, summary: dict, cfg: TrainConfig, report: dict) -> str
             "ids = tok.apply_chat_template([{'role': 'user', 'content': '台灣最高的山是哪一座？'}], add_generation_prompt=True, return_tensors='pt', return_dict=True)\n"
             "print(tok.decode(model.generate(**ids, max_new_tokens=64)[0, ids['input_ids'].shape[1]:], skip_special_tokens=True))\n```\n")
 
-def merge(run, out, dtype: str = 'bfloat16', overwrite: bool = False) -> dict:
-    """Merge a training run (adapter, resized vocabulary, trained embedding rows) into the full-precision base weights
-    and save a standalone model in `dtype`, with tokenizer, chat template, generation config and model card."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_run(run):
+    """A finished run's model as it trained, in float32 (never the 4-bit weights): the base set up as the run started
+    (`adapt_base`: resized, new rows initialised, tied if configured) and the adapter on top, not merged; its tokenizer,
+    summary, config, and whether the embeddings are tied."""
+    from transformers import AutoTokenizer
     from peft import PeftModel
     run = Path(run)
-    if dtype not in DTYPES: raise DataError(f"--dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
     summary, cfg = _run_files(run)
-    if Path(out).exists() and any(Path(out).iterdir()) and not overwrite:
-        raise DataError(f"output {out} already exists and is not empty; pass --overwrite to replace it")
-    base = run/'base_model' if (run/'base_model').is_dir() else summary['base']  # a preset or GGUF was written into the run
     tok = AutoTokenizer.from_pretrained(str(run/'tokenizer'))
-    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)  # full precision: never the 4-bit weights
+    model = load_model(run/'base_model' if (run/'base_model').is_dir() else summary['base'])  # a preset or GGUF was written into the run
+    rows = model.get_input_embeddings().weight.shape[0]
+    adapt_base(model, cfg, load_hf_tokenizer(summary['base_tokenizer']) if len(tok) > rows else None, tok)
     tied = is_tied(model)
-    if len(tok) > model.get_input_embeddings().weight.shape[0]:  # the same rows the run started from, then the adapter's
-        resize_and_init(model, load_hf_tokenizer(summary['base_tokenizer']), tok, method=cfg.init, seed=cfg.seed)
-    model = PeftModel.from_pretrained(model, str(run/'adapter'))
-    probe = tok.apply_chat_template(PROBE, return_tensors='pt', return_dict=True) if tok.chat_template else tok(PROBE[0]['content'], return_tensors='pt')
-    with torch.no_grad(): before = model(**probe).logits
+    return PeftModel.from_pretrained(model, str(run/'adapter')), tok, summary, cfg, tied
+
+def merge_tied(model, tied: bool, run=''):
+    """peft's merge_and_unload, keeping a tied model tied. LoRA on a tied embedding *and* head (the `lora` embedding mode)
+    is one adapter that peft ties to both layers; merging both would add its delta to the one matrix twice, so the head's
+    copy is checked equal and dropped first. A merge that left two copies of a tied matrix (peft issue 2777) is tied again."""
+    inner = model.get_base_model()
+    emb, head = inner.get_input_embeddings(), inner.get_output_embeddings()
+    if tied and hasattr(head, 'get_delta_weight') and hasattr(emb, 'get_delta_weight'):
+        for name in head.active_adapters:
+            if not torch.equal(head.get_delta_weight(name), emb.get_delta_weight(name)):
+                raise DataError(f"{run}: the base ties input and output embeddings, but the run trained them apart; cannot merge tied")
+        inner.set_output_embeddings(head.get_base_layer())
     model = model.merge_and_unload()
-    if tied and not is_tied(model):  # peft issue 2777: merging may leave two copies of a tied matrix
+    if tied and not is_tied(model):
         if not torch.equal(model.get_input_embeddings().weight, model.get_output_embeddings().weight):
             raise DataError(f"{run}: the base ties input and output embeddings, but the run trained them apart; cannot merge tied")
         model.tie_weights()
+    return model
+
+def merge(run, out, dtype: str = 'bfloat16', overwrite: bool = False) -> dict:
+    """Merge a training run (adapter, resized vocabulary, trained embedding rows) into the full-precision base weights
+    and save a standalone model in `dtype`, with tokenizer, chat template, generation config and model card."""
+    run = Path(run)
+    if dtype not in DTYPES: raise DataError(f"--dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
+    _run_files(run)
+    refuse_existing(out, overwrite)
+    model, tok, summary, cfg, tied = load_run(run)
+    probe = tok.apply_chat_template(PROBE, return_tensors='pt', return_dict=True) if tok.chat_template else tok(PROBE[0]['content'], return_tensors='pt')
+    with torch.no_grad(): before = model(**probe).logits
+    model = merge_tied(model, tied, run)
     with torch.no_grad(): diff = (model(**probe).logits - before).abs().max().item()
     if diff > 1e-3: raise RuntimeError(f"merged logits differ from the adapter's by {diff:.2e}; the merge is wrong")
     model.to(getattr(torch, dtype))

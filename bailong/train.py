@@ -14,12 +14,12 @@ from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 from .data import DataError, atomic_dir
 from .tokenizer import load_hf_tokenizer, smollm2_gguf, extend_tokenizer, save_extension
-from .embeddings import load_model, resize_and_init, new_token_ids, is_tied, METHODS
+from .embeddings import load_model, resize_and_init, new_token_ids, is_tied, tie_embeddings, METHODS
 
 # %% auto #0
 __all__ = ['EMBEDDING_MODES', 'OPTIMIZERS', 'DTYPES', 'SINKS', 'TINY', 'TrainConfig', 'coerce', 'parse_set', 'load_config',
-           'check_config', 'keep_4bit_differentiable', 'load_base_model', 'wrap_model', 'build_model', 'autocast',
-           'mixed_precision', 'fuse_kernels', 'LMLoss', 'ReadingOrder', 'block_order', 'build_optimizer',
+           'check_config', 'keep_4bit_differentiable', 'load_base_model', 'wrap_model', 'build_model', 'adapt_base',
+           'autocast', 'mixed_precision', 'fuse_kernels', 'LMLoss', 'ReadingOrder', 'block_order', 'build_optimizer',
            'save_checkpoint', 'latest_checkpoint', 'load_checkpoint', 'main_process_first', 'MetricSinks', 'Task',
            'train', 'export', 'plot_metrics']
 
@@ -37,6 +37,7 @@ class TrainConfig:
     tokenizer: str = ''                 # an extended tokenizer ('' = base, or extend_tokenizer pieces learned here)
     extend_tokenizer: int = 0           # >0: extend the base tokenizer by this many pieces learned from the training text
     init: str = 'zip-tie'               # rule for new embedding rows (see the embeddings chapter)
+    tie_embeddings: bool = False        # tie output to input embedding as Bailong does with Llama 2 (the old output rows are dropped)
     block_size: int = 128
     load_in_4bit: bool = True
     quant_type: str = 'nf4'
@@ -241,9 +242,20 @@ def build_model(cfg: TrainConfig, workdir: Path, docs_for_extension=None, adapt_
     rows = model.get_input_embeddings().weight.shape[0]
     if len(base_tok) > rows:
         raise DataError(f"vocabulary mismatch: the base tokenizer has {len(base_tok)} tokens but the model only {rows} embedding rows")
-    new_ids = new_token_ids(base_tok, tok)
-    if len(tok) > rows: resize_and_init(model, base_tok, tok, method=cfg.init, seed=cfg.seed)
+    new_ids, was_tied = new_token_ids(base_tok, tok), is_tied(model)
+    if cfg.tie_embeddings and not was_tied and cfg.embedding_mode in ('new-rows', 'frozen'):
+        raise DataError(f"tie_embeddings on an untied base scores every token with its input row from now on, so the old rows must "
+                        f"train too; embedding_mode={cfg.embedding_mode!r} keeps them frozen: use 'lora' (the paper's) or 'full'")
+    adapt_base(model, cfg, base_tok, tok)
     return tok, wrap_model(cfg, model, new_ids), new_ids, src
+
+def adapt_base(model, cfg: TrainConfig, base_tok, tok):
+    """The run's starting weights from the base model: resized to `tok` with the new rows by `cfg.init`, then tied when
+    `cfg.tie_embeddings`. Training, merging and evaluation all start here, so that an adapter meets the rows it was trained on."""
+    if len(tok) > model.get_input_embeddings().weight.shape[0]:
+        resize_and_init(model, base_tok, tok, method=cfg.init, tie=cfg.tie_embeddings, seed=cfg.seed)
+    elif cfg.tie_embeddings: tie_embeddings(model)
+    return model
 
 # %% ../nbs/04_train.ipynb #c020
 def _device(cfg: TrainConfig) -> str:

@@ -1,5 +1,6 @@
 """Continued pre-training on the CPU: embedding modes, the 4-bit gradient trap, exact resume after SIGKILL, export, bad inputs,
-bf16 autocast with float32 masters, and two processes (DDP over gloo) against one; the last two read token shards."""
+tying an untied base as Bailong did, bf16 autocast with float32 masters, and two processes (DDP over gloo) against one; the
+last two read token shards."""
 import functools, json, os, random, signal, subprocess, sys, tempfile, time
 from pathlib import Path
 import pytest
@@ -33,6 +34,18 @@ def cfg_for(tmp_path, name, **kw):
     from bailong.pretrain import PretrainConfig
     from bailong.data import sample_path
     return PretrainConfig(**{**TINY, 'tokenizer': zh_tokenizer(), 'corpus': [str(sample_path())], 'out': str(tmp_path/name), **kw})
+
+
+def untied_base(d: Path) -> str:
+    "A tiny random Llama with separate input and output embeddings (as Llama 2), on SmolLM2's vocabulary, saved with that tokenizer."
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from bailong.train import TINY as ARCH
+    from bailong.tokenizer import load_hf_tokenizer, smollm2_gguf
+    smol = load_hf_tokenizer(smollm2_gguf())
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(smol), **{**ARCH, 'tie_word_embeddings': False})).save_pretrained(d)
+    smol.save_pretrained(d)
+    return str(d)
 
 
 def effective_embeddings(model, n):
@@ -160,6 +173,7 @@ def test_bad_inputs(tmp_path):
                             'embedding_mode': 'full'}, 'vocabulary mismatch'),
         'block size': ({'block_size': 4096}, "above the model's maximum of 1024"),
         'corpus too small': ({'corpus': [str(tmp_path/'tiny.txt')], 'embedding_mode': 'full'}, 'fewer than one block'),
+        'tying with frozen old rows': ({'model': untied_base(tmp_path/'untied'), 'tie_embeddings': True}, "embedding_mode='new-rows' keeps them frozen"),
     }
     for name, (kw, message) in cases.items():
         d = tmp_path/name.replace(' ', '-'); d.mkdir()
@@ -168,6 +182,31 @@ def test_bad_inputs(tmp_path):
         assert not (d/'out').exists(), (name, list((d/'out').rglob('*')))  # no partial output, nothing --resume could trust
     r = run_cli('train', 'pretrain', '--config', _yaml(tmp_path), '--out', tmp_path/'file'/'out')
     assert r.returncode == 2 and 'not writable' in r.stderr, r.stderr[-2000:]
+
+
+def test_tying_an_untied_base(tmp_path):
+    """`tie_embeddings` on an untied Llama, as Bailong did to Llama 2: the output layer is the input matrix from the first step,
+    LoRA on embedding and head (the paper's mode) trains it once for both, and the merge stays tied and equal to base + adapter."""
+    from transformers import AutoModelForCausalLM
+    from bailong.embeddings import is_tied
+    from bailong.pretrain import pretrain, load_docs
+    from bailong.sft import merge
+    from bailong.train import build_model
+    cfg = cfg_for(tmp_path, 'tied', model=untied_base(tmp_path/'untied'), tie_embeddings=True, embedding_mode='lora')
+    _, model, new_ids, _ = build_model(cfg, tmp_path, load_docs(cfg)[0])
+    base = model.get_base_model()
+    assert new_ids and is_tied(base) and base.config.tie_word_embeddings
+    summary = pretrain(cfg, progress=False)
+    assert summary['bits_per_char_end'] < summary['bits_per_char_start']
+    report = merge(cfg.out, tmp_path/'merged', dtype='float32')
+    assert report['tied'] and report['max_logit_diff'] < 1e-4, report
+    m = AutoModelForCausalLM.from_pretrained(tmp_path/'merged')
+    assert m.config.tie_word_embeddings and is_tied(m)
+    assert m.get_input_embeddings().weight.shape[0] == max(new_ids) + 1
+    plain = cfg_for(tmp_path, 'untied-run', model=cfg.model, embedding_mode='lora', steps=2, eval_every=0)
+    pretrain(plain, progress=False)
+    untied = merge(plain.out, tmp_path/'merged-untied', dtype='float32')
+    assert not untied['tied'], untied  # without the setting an untied base stays untied
 
 
 def test_bf16_compute_trains_float32_masters(tmp_path):
