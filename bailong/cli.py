@@ -9,7 +9,7 @@ from dataclasses import fields, MISSING
 from pathlib import Path
 from .data import DataError, PrepareConfig, prepare, TokenizeConfig, tokenize_corpus, format_report, read_corpus, resolve_source, atomic_dir, refuse_existing
 from .tokenizer import ExtendConfig, extend_tokenizer, save_extension, tokenizer_stats
-from .embeddings import METHODS, CompareConfig, compare_inits, load_model, plot_compare, resize_and_init, save_model
+from .embeddings import METHODS, DISTILL, CompareConfig, distill_init, compare_inits, load_model, plot_compare, resize_and_init, save_model
 from .tokenizer import load_hf_tokenizer
 from .train import load_config, DTYPES
 from .pretrain import PretrainConfig, pretrain
@@ -57,8 +57,15 @@ def cmd_tokenizer_stats(args):
 
 def cmd_embeddings_init(args):
     refuse_existing(args.out, args.overwrite)
+    if args.method == DISTILL and not args.text:
+        raise DataError(f"--method {DISTILL} learns from text: give --text (zh-TW .txt/.jsonl, texts of 4-400 characters)")
+    if args.method == DISTILL and args.head_rule != 'same': raise DataError(f"--head-rule applies to the plain rules, not --method {DISTILL}")
+    texts = [t for t in read_corpus(args.text) if 4 <= len(t) <= 400] if args.text else None
     model, t0, t1 = load_model(args.model), load_hf_tokenizer(args.base_tokenizer), load_hf_tokenizer(args.tokenizer)
-    info = resize_and_init(model, t0, t1, method=args.method, tie=True if args.tie else None, head_rule=args.head_rule, seed=args.seed)
+    tie = True if args.tie else None
+    if args.method == DISTILL:
+        info = distill_init(model, t0, t1, texts, args.distill_steps, args.distill_lr, tie=tie, seed=args.seed)
+    else: info = resize_and_init(model, t0, t1, method=args.method, tie=tie, head_rule=args.head_rule, seed=args.seed)
     out = save_model(model, t1, args.out, overwrite=args.overwrite, info=info)
     print(json.dumps(info)); print(f'wrote {out} (loads with AutoModelForCausalLM.from_pretrained)')
 
@@ -71,7 +78,7 @@ def _split_texts(path, n_eval, max_chars=400):
 def cmd_embeddings_compare(args):
     refuse_existing(args.out, args.overwrite)
     cfg = CompareConfig(methods=tuple(args.methods), steps=args.steps, lr=args.lr, batch_size=args.batch_size,
-                        eval_texts=args.eval_texts, seed=args.seed)
+                        eval_texts=args.eval_texts, seed=args.seed, distill_steps=args.distill_steps, distill_lr=args.distill_lr)
     eval_texts, train_texts = _split_texts(args.text, cfg.eval_texts)
     model, t0, t1 = load_model(args.model), load_hf_tokenizer(args.base_tokenizer), load_hf_tokenizer(args.tokenizer)
     results = compare_inits(model, t0, t1, eval_texts, train_texts, cfg)
@@ -159,7 +166,10 @@ def _embeddings_parser(sub):
     common.add_argument('--overwrite', action='store_true', help='replace an existing output directory')
     i = p.add_parser('init', parents=[common], help='resize a model and initialise the new rows',
                      description='Resize the model to the extended tokenizer and initialise the new rows; writes a standalone HF model.')
-    i.add_argument('--method', choices=METHODS, default='zip-tie', help='initialisation rule (default: %(default)s)')
+    i.add_argument('--method', choices=(*METHODS, DISTILL), default='zip-tie', help='initialisation rule (default: %(default)s)')
+    i.add_argument('--text', help=f'zh-TW text (.txt/.jsonl) for --method {DISTILL}: the base model reads it to teach the new rows')
+    i.add_argument('--distill-steps', type=int, default=CompareConfig.distill_steps, help=f'{DISTILL}: steps (default: %(default)s)')
+    i.add_argument('--distill-lr', type=float, default=CompareConfig.distill_lr, help=f'{DISTILL}: learning rate (default: %(default)s)')
     i.add_argument('--tie', action='store_true', help='tie input and output embeddings, as Bailong does')
     i.add_argument('--head-rule', choices=['same', 'first'], default='same',
                    help="untied output rows: the same rule, or the first sub-token's row (default: %(default)s)")
@@ -168,10 +178,12 @@ def _embeddings_parser(sub):
                      description='Compare init methods by held-out bits per character, at step 0 and after embedding-only training.')
     c.add_argument('--text', required=True, help='held-out zh-TW text (.txt/.jsonl); the first --eval-texts lines evaluate, the rest train')
     c.add_argument('--steps', type=int, default=60, help='embedding-only training steps (default: %(default)s)')
-    c.add_argument('--methods', nargs='+', choices=METHODS, default=list(METHODS))
+    c.add_argument('--methods', nargs='+', choices=CompareConfig.methods, default=list(CompareConfig.methods))
     c.add_argument('--eval-texts', type=int, default=200, help='number of evaluation texts (default: %(default)s)')
     c.add_argument('--lr', type=float, default=1e-3, help='embedding learning rate (default: %(default)s)')
     c.add_argument('--batch-size', type=int, default=8, help='texts per step (default: %(default)s)')
+    c.add_argument('--distill-steps', type=int, default=CompareConfig.distill_steps, help=f'{DISTILL}: steps (default: %(default)s)')
+    c.add_argument('--distill-lr', type=float, default=CompareConfig.distill_lr, help=f'{DISTILL}: learning rate (default: %(default)s)')
     c.set_defaults(func=cmd_embeddings_compare)
 
 def _train_parser(sub):

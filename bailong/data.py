@@ -224,9 +224,10 @@ def _opencc(config: str):
 @lru_cache(maxsize=65536)
 def char_script(c: str) -> str:
     "'T' for a Traditional-only character, 'S' for Simplified-only, '' for shared or non-CJK."
+    from bailong.checks import simplified_only  # the bench's rule, so that 台 (Taiwan's everyday form of 臺) is not 'S'
     if not CJK_RE.match(c): return ''
     if _opencc('t2s').convert(c) != c: return 'T'
-    return 'S' if _opencc('s2t').convert(c) != c else ''
+    return 'S' if c in simplified_only() else ''
 
 def script_of(text: str) -> str:
     "Classify a text as traditional / simplified / mixed / neutral / none."

@@ -13,9 +13,9 @@ from .data import DataError, atomic_dir
 from .tokenizer import load_hf_tokenizer, gguf_cached
 
 # %% auto #0
-__all__ = ['METHODS', 'new_token_ids', 'decompose', 'init_rows', 'grow_embeddings', 'is_tied', 'tie_embeddings',
-           'resize_and_init', 'load_model', 'save_model', 'bits_per_char', 'train_embeddings', 'CompareConfig',
-           'compare_inits', 'plot_compare']
+__all__ = ['METHODS', 'DISTILL', 'new_token_ids', 'decompose', 'init_rows', 'grow_embeddings', 'is_tied', 'tie_embeddings',
+           'resize_and_init', 'load_model', 'save_model', 'bits_per_char', 'train_embeddings', 'distill_init',
+           'CompareConfig', 'compare_inits', 'plot_compare']
 
 # %% ../nbs/02_embeddings.ipynb #c005
 METHODS = ('zip-tie', 'zip-tie-norm', 'mean', 'noisy-mean', 'random')
@@ -184,17 +184,69 @@ def train_embeddings(model, tok, texts, steps: int, lr: float = 1e-3, batch_size
     for p in params: p.requires_grad_(False)
     return seen
 
+# %% ../nbs/02_embeddings.ipynb #c101
+DISTILL = 'zip-tie-distill'  # zip-tie, then token distillation of the new input rows (needs text)
+
+def _hidden(model, seqs):
+    "Last hidden states (after the final norm) of right-padded `seqs`."
+    L, dev = max(map(len, seqs)), model.get_input_embeddings().weight.device
+    ids = torch.tensor([s + [0] * (L - len(s)) for s in seqs], device=dev)
+    mask = torch.tensor([[1] * len(s) + [0] * (L - len(s)) for s in seqs], device=dev)
+    return model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+
+def distill_init(model, base_tok, new_tok, texts, steps: int = 40, lr: float = 1e-3, batch_size: int = 8,
+                 max_tokens: int = 1024, tie: bool | None = None, seed: int = 0) -> dict:
+    """Zip-tie, then fit the new input rows so that the model, reading `texts` with the new tokens, reaches the hidden
+    states the base model reached reading the same texts in base tokens (each new token as its parts)."""
+    ids = new_token_ids(base_tok, new_tok)
+    parts = dict(zip(ids, decompose(base_tok, new_tok, ids)))
+    enc = [e for e in _encode(new_tok, texts, max_tokens) if any(x in parts for x in e)]
+    if not enc: raise DataError(f"distillation needs texts that contain new tokens; none of the {len(texts)} given do")
+    enc = enc[:max(steps, 1) * batch_size]  # the texts the steps will visit: the base model reads only those
+    targets = []  # per text: the base model's state after each new-tokenizer position (its last part, for a new token)
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(enc), batch_size):
+            chunk = enc[i:i + batch_size]
+            spelled = [[p for x in e for p in parts.get(x, [x])] for e in chunk]
+            h = _hidden(model, spelled)
+            for k, e in enumerate(chunk):
+                ends = torch.tensor([len(parts.get(x, [x])) for x in e]).cumsum(0) - 1
+                targets.append(h[k, ends.to(h.device)].float())
+    info = resize_and_init(model, base_tok, new_tok, 'zip-tie', tie=tie, seed=seed) | {'method': DISTILL}
+    E = model.get_input_embeddings().weight
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for p in trainable: p.requires_grad_(False)
+    E.requires_grad_(True)
+    new_rows = torch.zeros(E.shape[0], 1, device=E.device); new_rows[ids] = 1
+    opt, losses = torch.optim.Adam([E], lr=lr), []
+    for s in range(steps):
+        batch = [(s * batch_size + j) % len(enc) for j in range(batch_size)]
+        h = _hidden(model, [enc[k] for k in batch])
+        # squared error relative to the target's size, over every position (later ones read the new token's keys too)
+        loss = sum(((h[r, :len(targets[k])].float() - targets[k]) ** 2).sum(-1).sum() / targets[k].pow(2).sum()
+                   for r, k in enumerate(batch)) / len(batch)
+        opt.zero_grad(); loss.backward(); E.grad *= new_rows; opt.step(); losses.append(loss.item())
+    E.requires_grad_(False)
+    for p in trainable: p.requires_grad_(True)
+    return info | {'distill_texts': len(enc), 'distill_steps': steps,
+                   'distill_loss': [round(losses[0], 4), round(losses[-1], 4)] if losses else None}
+
+
 # %% ../nbs/02_embeddings.ipynb #c032
 @dataclass
 class CompareConfig:
     "Settings of `compare_inits` / `bailong embeddings compare`."
-    methods: tuple = METHODS
+    methods: tuple = (*METHODS, DISTILL)
     steps: int = 60
     lr: float = 1e-3
+    distill_steps: int = 40            # zip-tie-distill: steps and learning rate of the row fit, on the training texts
+    distill_lr: float = 1e-3
     batch_size: int = 8
     eval_texts: int = 200
     max_tokens: int = 1024
     seed: int = 0
+    tie: bool | None = None            # True: tie an untied model first, as Bailong did (None: keep it as it is)
 
 def compare_inits(model, base_tok, new_tok, eval_texts, train_texts, cfg: CompareConfig | None = None, progress=print) -> dict:
     "Bits/char at step 0 and after `cfg.steps` embedding-only steps, for the base and every init method."
@@ -202,12 +254,16 @@ def compare_inits(model, base_tok, new_tok, eval_texts, train_texts, cfg: Compar
     for name in ('base', *cfg.methods):
         torch.manual_seed(cfg.seed)
         m, tok = copy.deepcopy(model), base_tok if name == 'base' else new_tok
-        if name != 'base': resize_and_init(m, base_tok, new_tok, method=name, seed=cfg.seed)
-        r = {'bits_per_char_step0': bits_per_char(m, tok, eval_texts, cfg.batch_size, cfg.max_tokens)}
+        r = {}
+        if name == DISTILL:
+            r = distill_init(m, base_tok, new_tok, train_texts, cfg.distill_steps, cfg.distill_lr, cfg.batch_size, cfg.max_tokens,
+                             tie=cfg.tie, seed=cfg.seed)
+        elif name != 'base': resize_and_init(m, base_tok, new_tok, method=name, tie=cfg.tie, seed=cfg.seed)
+        r |= {'bits_per_char_step0': bits_per_char(m, tok, eval_texts, cfg.batch_size, cfg.max_tokens)}
         if cfg.steps: r.update(train_embeddings(m, tok, train_texts, cfg.steps, cfg.lr, cfg.batch_size, cfg.max_tokens))
         r['bits_per_char_after'] = bits_per_char(m, tok, eval_texts, cfg.batch_size, cfg.max_tokens) if cfg.steps else None
         results[name] = r
-        if progress: progress(f"{name:<13} step 0: {r['bits_per_char_step0']:.3f} bits/char"
+        if progress: progress(f"{name:<16} step 0: {r['bits_per_char_step0']:.3f} bits/char"
                               + (f", after {cfg.steps} steps: {r['bits_per_char_after']:.3f}" if cfg.steps else ''))
     return results
 

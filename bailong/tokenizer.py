@@ -13,9 +13,9 @@ from .data import DataError, CJK_RE, read_corpus, clean_corpus, dedup_exact, ato
 
 # %% auto #0
 __all__ = ['SUPPORTED_KINDS', 'TOKENIZER_FILES', 'ZH_PIECE', 'BaseTokenizer', 'load_base', 'smollm2_gguf', 'gguf_cached',
-           'corpus_docs', 'zh_lexicon', 'char_ranking', 'ExtendConfig', 'train_zh_sentencepiece', 'is_zh_piece',
-           'select_pieces_sp', 'merge_sp', 'extend_sentencepiece', 'byte_decoder', 'zh_bytes_ok', 'continue_bpe',
-           'extend_bytelevel', 'Extension', 'extend_tokenizer', 'load_hf_tokenizer', 'save_extension',
+           'corpus_docs', 'zh_lexicon', 'char_ranking', 'ExtendConfig', 'lexicon_share', 'train_zh_sentencepiece',
+           'is_zh_piece', 'select_pieces_sp', 'merge_sp', 'extend_sentencepiece', 'byte_decoder', 'zh_bytes_ok',
+           'continue_bpe', 'extend_bytelevel', 'Extension', 'extend_tokenizer', 'load_hf_tokenizer', 'save_extension',
            'tokenizer_stats', 'plot_token_counts', 'segmentation_html', 'segmentation_widget']
 
 # %% ../nbs/01_tokenizer.ipynb #c007
@@ -163,14 +163,14 @@ def zh_lexicon(power: float = 0.6) -> dict:
     return lex
 
 # %% ../nbs/01_tokenizer.ipynb #c021
-def char_ranking(docs, lexicon: dict) -> list[str]:
-    "CJK characters, most frequent first, by corpus share + lexicon share."
+def char_ranking(docs, lexicon: dict, share: float = 0.5) -> list[str]:
+    "CJK characters, most frequent first, by their frequency share in the corpus and in the lexicon, the lexicon weighing `share`."
     corpus = collections.Counter(c for d in docs for c in CJK_RE.findall(d))
     lexc = collections.Counter()
     for w, f in lexicon.items():
         for c in w: lexc[c] += f
     tc, tl = max(sum(corpus.values()), 1), max(sum(lexc.values()), 1)
-    return sorted(set(corpus) | set(lexc), key=lambda c: (-(corpus[c] / tc + lexc[c] / tl), c))
+    return sorted(set(corpus) | set(lexc), key=lambda c: (-((1 - share) * corpus[c] / tc + share * lexc[c] / tl), c))
 
 # %% ../nbs/01_tokenizer.ipynb #c024
 @dataclass
@@ -182,7 +182,7 @@ class ExtendConfig:
     max_chars: int = 5000            # ...but at most this many
     n_prefixed: int = 500            # SentencePiece: '▁'+character pieces, for text that starts with Chinese
     lexicon: bool = True             # mix the general zh-TW lexicon into training
-    lexicon_weight: float = 1.0      # lexicon characters per corpus character in the training mix
+    lexicon_chars: int = 2_300_000   # the lexicon weighs as much as the corpus, but at most this many characters
     lexicon_power: float = 0.6       # word frequency f becomes f**power (flatter: more distinct words)
     max_piece_chars: int = 8
     threads: int = 2
@@ -192,10 +192,16 @@ class ExtendConfig:
         if self.n_new < 1: raise DataError(f"n_new={self.n_new}: expected a positive number of pieces to add")
 
 # %% ../nbs/01_tokenizer.ipynb #c026
+def lexicon_share(docs, cfg: ExtendConfig) -> float:
+    "The lexicon's share of the training mix: a half while the corpus is small, falling once it passes `cfg.lexicon_chars`."
+    if not cfg.lexicon: return 0.0
+    n = sum(map(len, docs))
+    return min(n, cfg.lexicon_chars) / (n + min(n, cfg.lexicon_chars))
+
 def _training_rows(docs, lexicon, cfg: ExtendConfig, lead: str = ''):
     rows = [(lead + d.replace('\t', ' ').replace('\n', ' '), 1) for d in docs]
-    if cfg.lexicon and lexicon:
-        scale = cfg.lexicon_weight * sum(map(len, docs)) / sum(len(w) * f for w, f in lexicon.items())
+    if cfg.lexicon and lexicon:  # lexicon words repeated so that they add up to min(corpus, lexicon_chars) characters
+        scale = min(sum(map(len, docs)), cfg.lexicon_chars) / sum(len(w) * f for w, f in lexicon.items())
         rows += [(w, n) for w, f in lexicon.items() if (n := round(f * scale)) > 0]
     return rows
 
@@ -273,7 +279,7 @@ def extend_sentencepiece(base: BaseTokenizer, docs, cfg: ExtendConfig, lexicon=N
     else:
         n_chars = len({c for t, _ in rows for c in t})  # SentencePiece's vocabulary includes every kept character
         zh = train_zh_sentencepiece(rows, n_chars + round(cfg.n_new * 1.25) + 1000, cfg)
-    pieces = select_pieces_sp(base.proto, zh, char_ranking(docs, lexicon), cfg)
+    pieces = select_pieces_sp(base.proto, zh, char_ranking(docs, lexicon, lexicon_share(docs, cfg)), cfg)
     report = {'family': 'sentencepiece', 'method': cfg.method, 'base_size': len(base), 'n_new': len(pieces),
               'size': len(base) + len(pieces), 'new_chars': sum(len(p) == 1 for p in pieces),
               'new_prefixed': sum(p.startswith('▁') for p in pieces), 'trained_vocab': len(zh.pieces)}

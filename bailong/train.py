@@ -14,7 +14,7 @@ from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
 from .data import DataError, atomic_dir
 from .tokenizer import load_hf_tokenizer, smollm2_gguf, extend_tokenizer, save_extension
-from .embeddings import load_model, resize_and_init, new_token_ids, is_tied, tie_embeddings, METHODS
+from .embeddings import load_model, resize_and_init, new_token_ids, is_tied, tie_embeddings, METHODS, DISTILL
 
 # %% auto #0
 __all__ = ['EMBEDDING_MODES', 'OPTIMIZERS', 'DTYPES', 'SINKS', 'TINY', 'TrainConfig', 'coerce', 'parse_set', 'load_config',
@@ -125,6 +125,9 @@ def load_config(cls, path=None, sets=(), **overrides):
 
 def check_config(cfg: TrainConfig) -> TrainConfig:
     "Raise a clear error for a setting that cannot work (then the run's own checks, `cfg.check()`, when it has them)."
+    if cfg.init == DISTILL:  # it needs text and the base model's hidden states: a step before training, not a rule
+        raise DataError(f"init={DISTILL!r}: run `bailong embeddings init --method {DISTILL} --text ...` first and give its "
+                        "output directory as model (with its tokenizer as tokenizer)")
     for name, value, allowed in [('embedding_mode', cfg.embedding_mode, EMBEDDING_MODES), ('optimizer', cfg.optimizer, OPTIMIZERS),
                                  ('init', cfg.init, METHODS), ('quant_type', cfg.quant_type, ('nf4', 'fp4'))]:
         if value not in allowed: raise DataError(f"{name}={value!r}: expected one of {', '.join(allowed)}")

@@ -37,6 +37,18 @@ def test_init_writes_a_standalone_model(setup, sp_base, tmp_path):
     assert json.loads((tmp_path/'m/bailong_init.json').read_text())['method'] == 'zip-tie'
 
 
+def test_distill_init_moves_only_new_rows(setup, sp_base, sample, tmp_path):
+    r = run_cli('embeddings', 'init', '--model', setup/'tiny', '--base-tokenizer', sp_base, '--tokenizer', setup/'tok',
+                '--method', 'zip-tie-distill', '--text', sample(), '--distill-steps', 3, '--out', tmp_path/'m')
+    assert r.returncode == 0, r.stderr
+    from transformers import AutoModelForCausalLM
+    m, before = AutoModelForCausalLM.from_pretrained(str(tmp_path/'m')), AutoModelForCausalLM.from_pretrained(str(setup/'tiny'))
+    assert torch.equal(m.get_input_embeddings().weight[:32000], before.get_input_embeddings().weight)
+    assert torch.equal(m.lm_head.weight[:32000], before.lm_head.weight)
+    info = json.loads((tmp_path/'m/bailong_init.json').read_text())
+    assert info['method'] == 'zip-tie-distill' and info['distill_steps'] == 3 and info['distill_loss'][1] < info['distill_loss'][0]
+
+
 def test_compare_writes_json_and_plot(setup, sp_base, sample, tmp_path):
     text = tmp_path/'heldout.txt'
     text.write_text('\n'.join(sample().read_text(encoding='utf-8').splitlines()[-300:]), encoding='utf-8')
@@ -53,10 +65,14 @@ def test_compare_writes_json_and_plot(setup, sp_base, sample, tmp_path):
 def test_bad_inputs(setup, sp_base, tmp_path):
     from bailong.tokenizer import smollm2_gguf
     common = ['--base-tokenizer', sp_base]
+    (setup/'english.txt').write_text('Hello, world.\nAnother English line.\n')
     cases = {
         'not an extension': (['--model', setup/'tiny', *common, '--tokenizer', smollm2_gguf()], 'does not extend the base'),
         'model too small': (['--model', setup/'small-vocab', *common, '--tokenizer', setup/'tok'], 'fewer than the base tokenizer'),
         'unknown method': (['--model', setup/'tiny', *common, '--tokenizer', setup/'tok', '--method', 'zipper'], "invalid choice: 'zipper'"),
+        'distill without text': (['--model', setup/'tiny', *common, '--tokenizer', setup/'tok', '--method', 'zip-tie-distill'], 'give --text'),
+        'distill on English': (['--model', setup/'tiny', *common, '--tokenizer', setup/'tok', '--method', 'zip-tie-distill',
+                                '--text', setup/'english.txt'], 'texts that contain new tokens'),
     }
     for name, (args, message) in cases.items():
         out = tmp_path/name.replace(' ', '-')

@@ -174,6 +174,7 @@ def test_bad_inputs(tmp_path):
         'block size': ({'block_size': 4096}, "above the model's maximum of 1024"),
         'corpus too small': ({'corpus': [str(tmp_path/'tiny.txt')], 'embedding_mode': 'full'}, 'fewer than one block'),
         'tying with frozen old rows': ({'model': untied_base(tmp_path/'untied'), 'tie_embeddings': True}, "embedding_mode='new-rows' keeps them frozen"),
+        'distillation as a rule': ({'init': 'zip-tie-distill'}, 'bailong embeddings init --method zip-tie-distill'),
     }
     for name, (kw, message) in cases.items():
         d = tmp_path/name.replace(' ', '-'); d.mkdir()
