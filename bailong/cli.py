@@ -28,16 +28,19 @@ __all__ = ['TRAINERS', 'QUICK_KNOBS', 'cmd_data_prepare', 'cmd_data_tokenize', '
 
 # %% ../nbs/90_cli.ipynb #c005
 def cmd_data_prepare(args):
+    "`bailong data prepare`: read, clean, deduplicate and split a corpus into Parquet shards."
     cfg = PrepareConfig(inputs=args.input, **{f.name: getattr(args, f.name) for f in fields(PrepareConfig) if f.name != 'inputs'})
     report = prepare(cfg, args.out, overwrite=args.overwrite)
     print(format_report(report)); print(f'wrote {args.out}: train/ and valid/ (Parquet shards), report.json')
 
 def cmd_data_tokenize(args):
+    "`bailong data tokenize`: tokenize a prepared corpus into memory-mapped token shards."
     m = tokenize_corpus(_config(TokenizeConfig, args), overwrite=args.overwrite)
     print(f"{m['tokens']:,} tokens ({m['dtype']}) of {m['docs']:,} documents in {len(m['shards'])} shards, "
           f"{m['mb_per_s']} MB/s with {m['workers']} workers; {m['valid_texts']} held-out texts; wrote {args.out}")
 
 def cmd_tokenizer_extend(args):
+    "`bailong tokenizer extend`: learn zh-TW pieces and merge them into a base tokenizer."
     refuse_existing(args.out, args.overwrite)
     cfg = ExtendConfig(n_new=args.add, method=args.method, lexicon=not args.no_lexicon, threads=args.threads)
     ext = extend_tokenizer(args.base, args.corpus, args.add, cfg)
@@ -52,15 +55,17 @@ def _texts_and_gold(path, text_field):
     return texts, ([r['gold_tokens'] for r in recs] if all('gold_tokens' in r for r in recs) else None)
 
 def cmd_tokenizer_stats(args):
+    "`bailong tokenizer stats`: tokens/char, words/token and byte tokens of a tokenizer on a text, as JSON."
     texts, gold = _texts_and_gold(args.text, args.text_field)
     print(json.dumps(tokenizer_stats(args.tokenizer, texts, base=args.base, gold_words=gold), indent=1))
 
 def cmd_embeddings_init(args):
+    "`bailong embeddings init`: resize a model to the extended tokenizer, initialise the new rows, save it."
     refuse_existing(args.out, args.overwrite)
     if args.method == DISTILL and not args.text:
         raise DataError(f"--method {DISTILL} learns from text: give --text (zh-TW .txt/.jsonl, texts of 4-400 characters)")
     if args.method == DISTILL and args.head_rule != 'same': raise DataError(f"--head-rule applies to the plain rules, not --method {DISTILL}")
-    texts = [t for t in read_corpus(args.text) if 4 <= len(t) <= 400] if args.text else None
+    texts = _usable_texts(args.text) if args.text else None
     model, t0, t1 = load_model(args.model), load_hf_tokenizer(args.base_tokenizer), load_hf_tokenizer(args.tokenizer)
     tie = True if args.tie else None
     if args.method == DISTILL:
@@ -69,13 +74,18 @@ def cmd_embeddings_init(args):
     out = save_model(model, t1, args.out, overwrite=args.overwrite, info=info)
     print(json.dumps(info)); print(f'wrote {out} (loads with AutoModelForCausalLM.from_pretrained)')
 
+def _usable_texts(path, max_chars=400):
+    "The texts of `path` long enough to hold a new token and short enough for one batch row."
+    return [t for t in read_corpus(path) if 4 <= len(t) <= max_chars]
+
 def _split_texts(path, n_eval, max_chars=400):
     "Held-out evaluation texts (the first `n_eval` of suitable length) and the rest for training."
-    texts = [t for t in read_corpus(path) if 4 <= len(t) <= max_chars]
+    texts = _usable_texts(path, max_chars)
     if len(texts) < n_eval + 8: raise DataError(f"{path}: {len(texts)} usable texts (4-{max_chars} characters), need {n_eval + 8}+")
     return texts[:n_eval], texts[n_eval:]
 
 def cmd_embeddings_compare(args):
+    "`bailong embeddings compare`: held-out bits/char of every init rule, at step 0 and after training."
     refuse_existing(args.out, args.overwrite)
     cfg = CompareConfig(methods=tuple(args.methods), steps=args.steps, lr=args.lr, batch_size=args.batch_size,
                         eval_texts=args.eval_texts, seed=args.seed, distill_steps=args.distill_steps, distill_lr=args.distill_lr)
@@ -104,19 +114,25 @@ def cmd_train(args):
     print(json.dumps(summary, indent=1, ensure_ascii=False)); print(f'wrote {cfg.out}: adapter/, tokenizer/, metrics.jsonl, loss.png, summary.json')
 
 def cmd_merge(args):
+    "`bailong merge`: a finished run merged into a standalone Hugging Face model."
     report = merge(args.run, args.out, dtype=args.dtype, overwrite=args.overwrite)
     print(json.dumps(report, indent=1)); print(f"wrote {args.out}: a standalone model (safetensors), tokenizer with its chat template, README.md")
 
 def cmd_chat(args):
+    "`bailong chat`: a multi-turn chat with a merged model in the terminal."
     model, tok = load_chat_model(args.model)
     chat_loop(model, tok, system=args.system, max_new_tokens=args.max_new_tokens)
 
 def cmd_quickstart(args):
+    "`bailong quickstart`: every stage of the method on the packaged sample, on the CPU."
     quickstart(QuickstartConfig(out=args.out, corpus=args.corpus or '', model=args.model or '', seed=args.seed,
                                 **{k: getattr(args, k) for k in QUICK_KNOBS}))
 
 # %% ../nbs/90_cli.ipynb #c007
-def _default(cls, name): return next(f.default for f in fields(cls) if f.name == name)
+def _default(owner, name):
+    "The default of `name` in a config dataclass or a function's signature: each CLI default comes from the code it drives."
+    if hasattr(owner, '__dataclass_fields__'): return next(f.default for f in fields(owner) if f.name == name)
+    return inspect.signature(owner).parameters[name].default
 
 def _data_parser(sub):
     p = sub.add_parser('data', help='prepare and tokenize corpora').add_subparsers(dest='action', required=True)
@@ -142,9 +158,9 @@ def _tokenizer_parser(sub):
     e.add_argument('--corpus', nargs='+', required=True, help='zh-TW corpus files (.txt/.jsonl/.parquet)')
     e.add_argument('--add', type=int, required=True, help='number of pieces to add (the paper: 27241)')
     e.add_argument('--out', required=True, help='output directory (a Hugging Face tokenizer + extension_report.json)')
-    e.add_argument('--method', choices=['bailong', 'naive'], default='bailong', help='piece selection (default: %(default)s)')
+    e.add_argument('--method', choices=['bailong', 'naive'], default=_default(ExtendConfig, 'method'), help='piece selection (default: %(default)s)')
     e.add_argument('--no-lexicon', action='store_true', help='learn from the corpus only, without the general zh-TW lexicon')
-    e.add_argument('--threads', type=int, default=2, help='SentencePiece training threads (default: %(default)s)')
+    e.add_argument('--threads', type=int, default=_default(ExtendConfig, 'threads'), help='SentencePiece training threads (default: %(default)s)')
     e.add_argument('--overwrite', action='store_true', help='replace an existing output directory')
     e.set_defaults(func=cmd_tokenizer_extend)
     t = p.add_parser('stats', help='tokens/char, words/token, byte tokens, new-piece share (JSON)',
@@ -164,26 +180,25 @@ def _embeddings_parser(sub):
     common.add_argument('--out', required=True, help='output directory')
     common.add_argument('--seed', type=int, default=0)
     common.add_argument('--overwrite', action='store_true', help='replace an existing output directory')
-    i = p.add_parser('init', parents=[common], help='resize a model and initialise the new rows',
+    distill = argparse.ArgumentParser(add_help=False)  # zip-tie-distill's knobs, for init and compare alike
+    distill.add_argument('--distill-steps', type=int, default=_default(CompareConfig, 'distill_steps'), help=f'{DISTILL}: steps (default: %(default)s)')
+    distill.add_argument('--distill-lr', type=float, default=_default(CompareConfig, 'distill_lr'), help=f'{DISTILL}: learning rate (default: %(default)s)')
+    i = p.add_parser('init', parents=[common, distill], help='resize a model and initialise the new rows',
                      description='Resize the model to the extended tokenizer and initialise the new rows; writes a standalone HF model.')
     i.add_argument('--method', choices=(*METHODS, DISTILL), default='zip-tie', help='initialisation rule (default: %(default)s)')
     i.add_argument('--text', help=f'zh-TW text (.txt/.jsonl) for --method {DISTILL}: the base model reads it to teach the new rows')
-    i.add_argument('--distill-steps', type=int, default=CompareConfig.distill_steps, help=f'{DISTILL}: steps (default: %(default)s)')
-    i.add_argument('--distill-lr', type=float, default=CompareConfig.distill_lr, help=f'{DISTILL}: learning rate (default: %(default)s)')
     i.add_argument('--tie', action='store_true', help='tie input and output embeddings, as Bailong does')
     i.add_argument('--head-rule', choices=['same', 'first'], default='same',
                    help="untied output rows: the same rule, or the first sub-token's row (default: %(default)s)")
     i.set_defaults(func=cmd_embeddings_init)
-    c = p.add_parser('compare', parents=[common], help='bits/char of every init method, at step 0 and after training',
+    c = p.add_parser('compare', parents=[common, distill], help='bits/char of every init method, at step 0 and after training',
                      description='Compare init methods by held-out bits per character, at step 0 and after embedding-only training.')
     c.add_argument('--text', required=True, help='held-out zh-TW text (.txt/.jsonl); the first --eval-texts lines evaluate, the rest train')
-    c.add_argument('--steps', type=int, default=60, help='embedding-only training steps (default: %(default)s)')
-    c.add_argument('--methods', nargs='+', choices=CompareConfig.methods, default=list(CompareConfig.methods))
-    c.add_argument('--eval-texts', type=int, default=200, help='number of evaluation texts (default: %(default)s)')
-    c.add_argument('--lr', type=float, default=1e-3, help='embedding learning rate (default: %(default)s)')
-    c.add_argument('--batch-size', type=int, default=8, help='texts per step (default: %(default)s)')
-    c.add_argument('--distill-steps', type=int, default=CompareConfig.distill_steps, help=f'{DISTILL}: steps (default: %(default)s)')
-    c.add_argument('--distill-lr', type=float, default=CompareConfig.distill_lr, help=f'{DISTILL}: learning rate (default: %(default)s)')
+    c.add_argument('--steps', type=int, default=_default(CompareConfig, 'steps'), help='embedding-only training steps (default: %(default)s)')
+    c.add_argument('--methods', nargs='+', choices=CompareConfig.methods, default=list(_default(CompareConfig, 'methods')))
+    c.add_argument('--eval-texts', type=int, default=_default(CompareConfig, 'eval_texts'), help='number of evaluation texts (default: %(default)s)')
+    c.add_argument('--lr', type=float, default=_default(CompareConfig, 'lr'), help='embedding learning rate (default: %(default)s)')
+    c.add_argument('--batch-size', type=int, default=_default(CompareConfig, 'batch_size'), help='texts per step (default: %(default)s)')
     c.set_defaults(func=cmd_embeddings_compare)
 
 def _train_parser(sub):
@@ -203,7 +218,7 @@ def _merge_parser(sub):
                                    'full-precision base weights; save a standalone Hugging Face model.')
     m.add_argument('run', help='a finished `bailong train pretrain|sft` output directory')
     m.add_argument('--out', required=True, help='output directory for the merged model')
-    m.add_argument('--dtype', choices=DTYPES, default='bfloat16', help='dtype of the saved weights (default: %(default)s)')
+    m.add_argument('--dtype', choices=DTYPES, default=_default(merge, 'dtype'), help='dtype of the saved weights (default: %(default)s)')
     m.add_argument('--overwrite', action='store_true', help='replace a non-empty output directory')
     m.set_defaults(func=cmd_merge)
 
@@ -212,7 +227,7 @@ def _chat_parser(sub):
                        description=f'Chat with a merged model through its chat template. {HELP}')
     c.add_argument('--model', required=True, help='a merged model directory (bailong merge)')
     c.add_argument('--system', default='', help='system prompt (default: none, or the template\'s own)')
-    c.add_argument('--max-new-tokens', type=int, default=256, help='longest answer in tokens (default: %(default)s)')
+    c.add_argument('--max-new-tokens', type=int, default=_default(chat_loop, 'max_new_tokens'), help='longest answer in tokens (default: %(default)s)')
     c.set_defaults(func=cmd_chat)
 
 QUICK_KNOBS = ('n_new_tokens', 'eval_texts', 'pretrain_steps', 'sft_steps', 'bench_questions', 'mc_items')
@@ -223,7 +238,7 @@ def _quickstart_parser(sub):
     q.add_argument('--out', default=_default(QuickstartConfig, 'out'), help='output folder (replaced)')
     q.add_argument('--corpus', help='use this corpus file instead of the packaged sample')
     q.add_argument('--model', help='model (hub id, directory or .gguf) instead of SmolLM2-135M-Instruct')
-    q.add_argument('--seed', type=int, default=0)
+    q.add_argument('--seed', type=int, default=_default(QuickstartConfig, 'seed'))
     for k in QUICK_KNOBS:  # a shorter (or longer) run: fewer pieces, texts or steps
         q.add_argument('--' + k.replace('_', '-'), type=int, default=_default(QuickstartConfig, k), help='(default: %(default)s)')
     q.set_defaults(func=cmd_quickstart)
@@ -262,16 +277,22 @@ def _config(cls, args): return cls(**{f.name: getattr(args, f.name) for f in fie
 
 def _print(report): print(json.dumps(report, indent=1, ensure_ascii=False, default=str))
 
-def cmd_bench_answer(args): _print(answer(_config(AnswerConfig, args)))
+def cmd_bench_answer(args):
+    "`bailong bench answer`: a model's answers to a bench's questions."
+    _print(answer(_config(AnswerConfig, args)))
 
-def cmd_bench_check(args): _print(check_file(args.questions, args.answers, args.out))
+def cmd_bench_check(args):
+    "`bailong bench check`: Bailong-bench's language rule on an answer file."
+    _print(check_file(args.questions, args.answers, args.out))
 
 def cmd_bench_judge(args):
+    "`bailong bench judge`: an LLM judge's 0-10 scores for an answer file."
     try: _print(judge(_config(JudgeConfig, args)))
     except JudgeError as e:  # what failed is not recorded: running again judges exactly that
         print(f'bailong: {e}', file=sys.stderr); return 1
 
 def cmd_bench_show(args):
+    "`bailong bench show`: the judgments as a table by category (and plots)."
     table = results_table(args.judgments, args.questions or None)
     print(table.to_string(index=False))
     if args.plots:
@@ -282,6 +303,7 @@ def cmd_bench_show(args):
         print(f"wrote {', '.join(str(out/n) for n in figs)}")
 
 def cmd_bench_mc(args):
+    "`bailong bench mc`: multiple-choice accuracy by log-likelihood."
     r = run_mc(_config(McConfig, args), progress=True)
     _print(r['results'])
     if args.out: print(f'wrote {args.out}')
@@ -334,6 +356,7 @@ def copy_notebooks(out, overwrite: bool = False) -> list[str]:
     return list(files)
 
 def cmd_notebooks(args):
+    "`bailong notebooks`: copy the chapters, images/ and examples/ out of the installed package."
     files = copy_notebooks(args.dir, overwrite=args.overwrite)
     n = sum(f.endswith('.ipynb') for f in files)
     print(f"wrote {n} chapters, images/ and examples/ to {args.dir}; to open them:\n"
@@ -350,6 +373,7 @@ def _notebooks_parser(sub):
 
 # %% ../nbs/90_cli.ipynb #c012
 def build_parser() -> argparse.ArgumentParser:
+    "The `bailong` command line: one subcommand per step of the method."
     ap = argparse.ArgumentParser(prog='bailong', description='Bilingual transfer of an English LLM to Traditional Chinese.')
     sub = ap.add_subparsers(dest='command', required=True)
     _data_parser(sub); _tokenizer_parser(sub); _embeddings_parser(sub); _train_parser(sub); _merge_parser(sub); _chat_parser(sub); _quickstart_parser(sub)

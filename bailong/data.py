@@ -460,7 +460,8 @@ class CharMinhashSignature(MinhashDedupSignature):
         return [x.tolist() for x in np.split(phv, self.config.num_buckets)]
 
 def lsh_bands(threshold: float) -> tuple[int, int]:
-    "(buckets, hashes per bucket) whose LSH S-curve crosses 1/2 nearest to the Jaccard `threshold`, with 64–128 hashes in all."
+    """(buckets b, hashes per bucket r), 64–128 hashes in all, whose S-curve's usual threshold estimate (1/b)^(1/r) is
+    nearest to the Jaccard `threshold` (the curve's steepest region; it reaches 1/2 a little below)."""
     if not 0 < threshold <= 1: raise DataError(f"near_dup_threshold={threshold}: expected a number in (0, 1]")
     cands = [(b, r) for b in range(1, 129) for r in range(1, 129) if 64 <= b * r <= 128]
     return min(cands, key=lambda br: (abs((1 / br[0]) ** (1 / br[1]) - threshold), -br[0] * br[1]))
@@ -471,6 +472,7 @@ def in_valid(text: str, valid_frac: float, seed: int = 0) -> bool:
     return int.from_bytes(h, 'little') < valid_frac * 2**64
 
 class MarkSplit(PipelineStep):
+    "Mark each document train or valid by `in_valid`: a function of its text alone, so the split survives a growing corpus."
     name, type = 'bailong split', '✂️ - FORMAT'
     def __init__(self, valid_frac: float, seed: int): super().__init__(); self.valid_frac, self.seed = valid_frac, seed
     def run(self, data, rank: int = 0, world_size: int = 1):

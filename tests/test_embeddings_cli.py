@@ -8,12 +8,9 @@ from conftest import run_cli
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory, sp_base, sample):
     d = tmp_path_factory.mktemp('emb')
-    from transformers import LlamaConfig, LlamaForCausalLM
-    torch.manual_seed(0)
-    LlamaForCausalLM(LlamaConfig(vocab_size=32000, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                 num_attention_heads=4, num_key_value_heads=4)).save_pretrained(d/'tiny')
-    LlamaForCausalLM(LlamaConfig(vocab_size=1000, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                 num_attention_heads=4, num_key_value_heads=4)).save_pretrained(d/'small-vocab')
+    from bailong.train import tiny_llama
+    tiny_llama(32000).save_pretrained(d/'tiny')
+    tiny_llama(1000, num_hidden_layers=1).save_pretrained(d/'small-vocab')
     corpus = d/'corpus.txt'
     corpus.write_text('\n'.join(sample().read_text(encoding='utf-8').splitlines()[:-300]), encoding='utf-8')
     r = run_cli('tokenizer', 'extend', '--base', sp_base, '--corpus', corpus, '--add', 1000, '--out', d/'tok')

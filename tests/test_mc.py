@@ -31,10 +31,8 @@ def tok(sp_base):
 
 @pytest.fixture(scope='module')
 def tiny(tok):
-    from transformers import LlamaConfig, LlamaForCausalLM
-    torch.manual_seed(0)
-    return LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                        num_attention_heads=4, num_key_value_heads=2)).eval()
+    from bailong.train import tiny_llama
+    return tiny_llama(len(tok), hidden_size=64, intermediate_size=128, num_key_value_heads=2).eval()
 
 
 @pytest.fixture(scope='module')

@@ -38,12 +38,10 @@ def cfg_for(tmp_path, name, **kw):
 
 def untied_base(d: Path) -> str:
     "A tiny random Llama with separate input and output embeddings (as Llama 2), on SmolLM2's vocabulary, saved with that tokenizer."
-    from transformers import LlamaConfig, LlamaForCausalLM
-    from bailong.train import TINY as ARCH
+    from bailong.train import TINY, tiny_llama
     from bailong.tokenizer import load_hf_tokenizer, smollm2_gguf
     smol = load_hf_tokenizer(smollm2_gguf())
-    torch.manual_seed(0)
-    LlamaForCausalLM(LlamaConfig(vocab_size=len(smol), **{**ARCH, 'tie_word_embeddings': False})).save_pretrained(d)
+    tiny_llama(len(smol), tied=False, **TINY).save_pretrained(d)
     smol.save_pretrained(d)
     return str(d)
 
@@ -161,9 +159,8 @@ print(bits_per_char(model, tok, load_docs(cfg)[1]))
 
 
 def test_bad_inputs(tmp_path):
-    from transformers import LlamaConfig, LlamaForCausalLM
-    LlamaForCausalLM(LlamaConfig(vocab_size=1000, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                 num_attention_heads=4, num_key_value_heads=4)).save_pretrained(tmp_path/'small')
+    from bailong.train import tiny_llama
+    tiny_llama(1000, num_hidden_layers=1).save_pretrained(tmp_path/'small')
     from bailong.tokenizer import smollm2_gguf
     (tmp_path/'tiny.txt').write_text('使用說明功能表\n說明\n')
     (tmp_path/'file').write_text('x')
@@ -247,3 +244,30 @@ def test_two_processes_match_one(tmp_path):
         key = 'loss' if 'loss' in x else 'eval_bits_per_char'
         assert abs(x[key] - y[key]) <= 1e-5, (x, y)
     assert b[1]['tokens'] == a[1]['tokens']  # both read 4 blocks a step
+
+
+def test_float16_loss_scaling(tmp_path, monkeypatch):
+    """Colab's T4 path (float16 autocast, dynamic loss scaling, float32 masters) on the tiny example: the loss falls, every
+    logged value is finite, and a step whose gradient overflows (injected at step 3) is skipped, counted in the metrics,
+    and halves the scale."""
+    import math
+    from bailong import train as engine
+    from bailong.pretrain import pretrain
+    forward, calls = engine.LMLoss.forward, []
+    def overflow_once(self, *a, **kw):
+        calls.append(1)
+        loss = forward(self, *a, **kw)
+        return loss * 1e30 if len(calls) == 3 else loss  # finite in float32, infinite once its gradient reaches float16
+    monkeypatch.setattr(engine.LMLoss, 'forward', overflow_once)
+    cfg = cfg_for(tmp_path, 'fp16', compute_dtype='float16', embedding_mode='full', steps=10, eval_every=10)
+    summary = pretrain(cfg, progress=False)
+    rows = [json.loads(l) for l in (tmp_path/'fp16/metrics.jsonl').read_text().splitlines()]
+    train = [r for r in rows if 'loss' in r]
+    assert all(math.isfinite(v) for r in rows for v in r.values()), rows
+    assert [r['skipped_steps'] for r in train] == [0, 0] + [1] * 8, train
+    assert [r['loss_scale'] for r in train] == [65536.0] * 2 + [32768.0] * 8, train
+    clean = [r['loss'] for r in train if r['step'] != 3]
+    assert sum(clean[-3:]) < sum(clean[:3]) and summary['bits_per_char_end'] < summary['bits_per_char_start'], (clean, summary)
+    with pytest.raises(Exception, match="loss scaling needs float32"):
+        pretrain(cfg_for(tmp_path, 'bad', compute_dtype='float16', trainable_dtype='bfloat16'), progress=False)
+    assert not (tmp_path/'bad').exists()

@@ -50,3 +50,44 @@ def test_every_notebook_opens_in_colab():
         assert install.startswith('#| hide') and 'import google.colab' in install and "'bailong'" in install, nb.name
         guarded = install[install.index('else:'):]
         assert 'pip' in guarded and 'except ImportError: pass' in install, nb.name
+
+
+CHAPTERS = sorted(p for p in (ROOT/'nbs').glob('[0-9]*.ipynb'))
+
+
+def test_chapters_carry_their_outputs():
+    """Each chapter is committed with the outputs of a real run (`scripts/run_chapters.py`): a reader on GitHub or in
+    Colab sees numbers and plots before running anything. No stored output is an error, none has an execution count."""
+    for nb in CHAPTERS + [ROOT/'nbs'/'workshop.ipynb']:
+        cells = [c for c in json.loads(nb.read_text(encoding='utf-8'))['cells'] if c['cell_type'] == 'code']
+        outs = [o for c in cells for o in c['outputs']]
+        assert outs, f'{nb.name} has no stored outputs: run python scripts/run_chapters.py nbs/{nb.name}'
+        assert not [o for o in outs if o['output_type'] == 'error'], f'{nb.name} stores an error'
+        assert not [c for c in cells if c.get('execution_count')], f'{nb.name}: run nbdev_clean'
+
+
+def test_chapters_end_with_what_we_learned_and_exercises():
+    "Each chapter ends with a summary and exercises whose solutions sit in hidden, self-checking cells (nbdev_test runs them)."
+    for nb in CHAPTERS:
+        cells = json.loads(nb.read_text(encoding='utf-8'))['cells']
+        md = [''.join(c['source']) for c in cells if c['cell_type'] == 'markdown']
+        assert any('## What we learned' in m for m in md), nb.name
+        assert any('## Exercises' in m for m in md), nb.name
+        solutions = [c for c in cells if c['cell_type'] == 'code' and ''.join(c['source']).startswith('#| hide\n# Solution to exercise')]
+        assert solutions, f'{nb.name} has no solution cells'
+        for c in solutions:
+            src = ''.join(c['source'])
+            assert c['metadata'].get('jupyter', {}).get('source_hidden'), f'{nb.name}: a solution cell is not hidden'
+            assert re.search(r'\btest_\w+\(|\bassert\b', src), f'{nb.name}: a solution that cannot fail:\n{src[:200]}'
+
+
+def test_example_configs_load():
+    "Every example config loads as `bailong train` loads it and passes the checks that need no data on disk."
+    from bailong.train import load_config, check_config
+    from bailong.pretrain import PretrainConfig
+    from bailong.sft import SftConfig
+    examples = sorted((ROOT/'examples').glob('*.yaml'))
+    assert len(examples) >= 5
+    for p in examples:
+        cfg = check_config(load_config(PretrainConfig if p.name.startswith('pretrain') else SftConfig, p))
+        assert cfg.steps > 0 and cfg.out, p.name
