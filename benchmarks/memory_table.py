@@ -30,13 +30,11 @@ CARDS = {'T4 16 GB': 15.1, 'A100 40 GB': 39.4, 'H100 80 GB': 79.1}
 
 
 def engine_config(path: Path, model_dir: str):
-    "The example's settings the engine reads (data fields aside), on the random model."
-    import yaml
-    from dataclasses import fields
-    from bailong.train import TrainConfig, check_config
-    raw = yaml.safe_load(path.read_text())
-    keep = {f.name for f in fields(TrainConfig)} - {'model', 'tokenizer', 'base_tokenizer', 'out'}
-    return check_config(TrainConfig(**{k: v for k, v in raw.items() if k in keep}, model=model_dir))
+    "The example exactly as `bailong train` loads and checks it, on the random model."
+    from bailong.train import load_config, check_config
+    from bailong.pretrain import PretrainConfig
+    from bailong.sft import SftConfig
+    return check_config(load_config(PretrainConfig if path.name.startswith('pretrain') else SftConfig, path, model=model_dir))
 
 
 def child(args):
