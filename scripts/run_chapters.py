@@ -10,7 +10,8 @@ the outputs they had: `#| slow` cells without `--slow`, `#| notest` and `#| eval
 library warnings are switched off, so the outputs hold what the chapter prints and draws (bars that a library draws anyway are dropped), and each widget
 also stores its state as plain HTML, which GitHub and the docs show where no widget can run. The notebooks are then
 cleaned as `nbdev_clean` does (no execution counts or metadata). Run on a clean checkout, the script changes only
-timings and temporary paths in the outputs. The test run (`nbdev_test`) ignores stored outputs and runs every
+timings in the outputs: paths of the machine that ran them are stored as `<tmp>/...`, `<site-packages>/...`, `~/...` or
+relative to the repository (`machine_paths`; `--paths-only` applies just that to the stored outputs). The test run (`nbdev_test`) ignores stored outputs and runs every
 chapter fresh.
 """
 import argparse, json, os, platform, subprocess, sys, time
@@ -34,6 +35,30 @@ def static_html(w) -> str:
     if isinstance(w, W.Button): return f'<button disabled>{html.escape(w.description)}</button>'
     if hasattr(w, 'value'): return f'<div>{label}{html.escape(str(w.value))}</div>'  # dropdowns, sliders: the value shown
     return ''
+
+
+def machine_paths(text: str) -> str:
+    "Where a chapter prints a path of the machine that ran it, the same path as any reader's machine would name it."
+    import site, sysconfig, tempfile
+    tmp = os.path.realpath(tempfile.gettempdir())
+    # the longest first: site-packages may sit inside the repository (.venv) or the home folder
+    subs = [(d.rstrip(os.sep) + os.sep, '<site-packages>/') for d in {sysconfig.get_paths()['purelib'], *site.getsitepackages()}]
+    subs += [(tmp + os.sep, '<tmp>/'), ('/tmp/', '<tmp>/'), (str(ROOT) + os.sep, ''), (str(ROOT), '.')]
+    subs += [(os.path.expanduser('~') + os.sep, '~/')]
+    for old, new in subs: text = text.replace(old, new)
+    return text
+
+
+def scrub_outputs(nb) -> None:
+    "Every string of every stored output through `machine_paths` (stream text, text/plain, HTML, widget fallbacks)."
+    def fix(v):
+        if isinstance(v, str): return machine_paths(v)
+        if isinstance(v, list): return [fix(x) for x in v]
+        if isinstance(v, dict): return {k: fix(x) for k, x in v.items()}
+        return v
+    for cell in nb['cells']:
+        if cell.get('cell_type') == 'code':
+            cell['outputs'] = [type(o)(fix(dict(o))) if isinstance(o, dict) else o for o in cell.get('outputs', [])]
 
 
 def run_one(path: Path, slow: bool) -> None:
@@ -73,6 +98,7 @@ def run_one(path: Path, slow: bool) -> None:
             if view and view.get('model_id') in widgets:
                 o['data']['text/html'] = static_html(widgets[view['model_id']])
                 view['model_id'] = f'{cell.id}-widget'  # its live state is not stored: a stable name instead of a random one
+    scrub_outputs(nb)
     write_nb(nb, path)
 
 
@@ -80,8 +106,16 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('notebooks', nargs='*', help='chapters to run (default: every nbs/*.ipynb but index.ipynb)')
     ap.add_argument('--slow', action='store_true', help='run the `#| slow` cells too (they read $BAILONG_SHARED)')
+    ap.add_argument('--paths-only', action='store_true', help='only rewrite machine paths in the stored outputs; run nothing')
     ap.add_argument('--one', help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.paths_only:
+        for nb in [Path(n) for n in args.notebooks] or sorted((ROOT/'nbs').glob('*.ipynb')):
+            d = json.loads(nb.read_text(encoding='utf-8'))
+            scrub_outputs(d)
+            nb.write_text(json.dumps(d, indent=1, ensure_ascii=False) + '\n', encoding='utf-8')
+            subprocess.run([str(Path(sys.executable).parent/'nbdev_clean'), '--fname', str(nb)], cwd=ROOT, check=True)
+        return
     if args.one: return run_one(Path(args.one).resolve(), args.slow)
     if args.slow and not os.environ.get('BAILONG_SHARED'): ap.error('--slow: the slow cells read $BAILONG_SHARED; set it')
     nbs = [Path(n).resolve() for n in args.notebooks] or sorted(p for p in (ROOT/'nbs').glob('*.ipynb') if p.name != 'index.ipynb')

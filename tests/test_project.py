@@ -66,6 +66,20 @@ def test_chapters_carry_their_outputs():
         assert not [c for c in cells if c.get('execution_count')], f'{nb.name}: run nbdev_clean'
 
 
+MACHINE_PATH = re.compile(r'(?<![\w.<~-])/(?:tmp|work|home|root|Users|var/folders|private|content|opt|usr/local)/|site-packages/')
+
+
+def test_stored_outputs_hold_no_machine_path():
+    "A stored output names paths as any reader's machine would (`scripts/run_chapters.py` writes them so), never the runner's."
+    found = []
+    for nb in sorted((ROOT/'nbs').glob('*.ipynb')):
+        for i, c in enumerate(json.loads(nb.read_text(encoding='utf-8'))['cells']):
+            for o in c.get('outputs', []):
+                text = json.dumps(o, ensure_ascii=False).replace('<site-packages>/', '')
+                if m := MACHINE_PATH.search(text): found.append(f'{nb.name} cell {i}: ...{text[max(0, m.start() - 60):m.end() + 40]}')
+    assert not found, 'run python scripts/run_chapters.py --paths-only on these notebooks:\n' + '\n'.join(found[:20])
+
+
 def test_chapters_end_with_what_we_learned_and_exercises():
     "Each chapter ends with a summary and exercises whose solutions sit in hidden, self-checking cells (nbdev_test runs them)."
     for nb in CHAPTERS:
