@@ -17,10 +17,11 @@ __all__ = ['TEXT_SUFFIXES', 'COMPRESSED', 'CJK_RE', 'SCRIPTS', 'OUTPUT_MARK', 'D
            'sentencepiece_base', 'resolve_source', 'stream_docs', 'is_prepared', 'corpus_files', 'read_corpus',
            'clean_text', 'clean_corpus', 'cjk_count', 'char_script', 'script_of', 'script_shares', 'to_traditional',
            'dedup_exact', 'dedup_near', 'train_valid_split', 'corpus_stats', 'PrepareConfig', 'prepare_corpus',
-           'format_report', 'output_kind', 'refuse_existing', 'atomic_dir', 'atomic_file', 'output_lock', 'pack_corpus',
-           'ReadCorpus', 'Tally', 'Clean', 'ToTraditional', 'char_shingles', 'CharMinhashSignature', 'lsh_bands',
-           'in_valid', 'MarkSplit', 'prepare_stages', 'run_stage', 'prepare_report', 'prepare', 'FastDocumentTokenizer',
-           'tokenizer_hash', 'token_dtype', 'TokenizeConfig', 'tokenize_corpus', 'is_token_dir', 'TokenShards']
+           'format_report', 'output_kind', 'refuse_existing', 'mark_output', 'atomic_dir', 'atomic_file', 'output_lock',
+           'pack_corpus', 'ReadCorpus', 'Tally', 'Clean', 'ToTraditional', 'char_shingles', 'CharMinhashSignature',
+           'lsh_bands', 'in_valid', 'MarkSplit', 'prepare_stages', 'run_stage', 'prepare_report', 'prepare',
+           'FastDocumentTokenizer', 'tokenizer_hash', 'token_dtype', 'TokenizeConfig', 'tokenize_corpus',
+           'is_token_dir', 'TokenShards']
 
 # %% ../nbs/00_data.ipynb #c005
 class DataError(ValueError):
@@ -395,6 +396,10 @@ def refuse_existing(out, overwrite: bool = False, kind=None, inputs=()):
                         "kind); bailong replaces only its own outputs, even with --overwrite: give a new or empty "
                         "folder")
 
+def mark_output(folder, kind: str):
+    "Mark `folder` as a bailong output of `kind`: what `overwrite` may replace, and only with the same `kind`."
+    (Path(folder)/OUTPUT_MARK).write_text(json.dumps({'kind': kind}) + '\n', encoding='utf-8')
+
 def _move_in(tmp: Path, out: Path):
     "Put the finished `tmp` in place of the folder `out`'s content; the old content is removed only after."
     old = out/f'.bailong-old-{os.getpid()}'
@@ -420,7 +425,7 @@ def atomic_dir(out, overwrite: bool = False, kind: str | None = None, inputs=())
     tmp.mkdir()  # with the umask's permissions (tempfile.mkdtemp's are 0700)
     try:
         yield tmp
-        if kind: (tmp/OUTPUT_MARK).write_text(json.dumps({'kind': kind}) + '\n', encoding='utf-8')
+        if kind: mark_output(tmp, kind)
         _move_in(tmp, out) if inside else tmp.rename(out)
     finally:
         if tmp.exists(): shutil.rmtree(tmp)
@@ -839,7 +844,7 @@ def tokenize_corpus(cfg: TokenizeConfig, overwrite: bool = False, progress: bool
     try: manifest = _tokenize_into(cfg, tok, part, train_files, valid_files, dtype, fingerprint, progress)
     except Exception:  # a bad input: nothing is kept (an interruption, Ctrl-C or a kill, keeps the finished shards)
         shutil.rmtree(part, ignore_errors=True); raise
-    (part/OUTPUT_MARK).write_text(json.dumps({'kind': 'tokens'}) + '\n', encoding='utf-8')
+    mark_output(part, 'tokens')
     _move_in(part, out) if out.is_dir() else part.rename(out)  # an existing folder keeps its inode and permissions
     return manifest
 
