@@ -3,7 +3,7 @@ the critical ones first: one output contract for every writer (never the current
 or an input; a non-empty output replaced only with --overwrite and only when it is the command's own kind; the new
 output complete before the old goes; permissions and umask kept; killed runs' temporaries cleaned), appendable files
 (answers, judgments) repaired only when recognisably bailong's and written under a lock, and the smaller file defects."""
-import json, os, stat, threading, time
+import json, os, stat, subprocess, threading, time
 from pathlib import Path
 import pytest
 from conftest import cli
@@ -92,6 +92,40 @@ def test_an_empty_folder_or_a_symlink_is_written_into_not_replaced(tmp_path, mon
     assert stat.S_IMODE(target.stat().st_mode) == 0o711
     assert cli('notebooks', 'link', '--overwrite') == (0, '') and (tmp_path/'link').is_symlink()
     assert not [p.name for p in target.iterdir() if 'bailong-tmp' in p.name or 'bailong-old' in p.name]
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    "make(size): a real tmpfs mounted at a new folder (root only; skipped otherwise), unmounted after the test."
+    mounted = []
+    def make(size: str) -> Path:
+        d = tmp_path/f'mnt{len(mounted)}'; d.mkdir()
+        r = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size}', 'tmpfs', str(d)], capture_output=True, text=True)
+        if r.returncode: pytest.skip(f'cannot mount a tmpfs here (needs root): {r.stderr.strip()}')
+        mounted.append(d); return d
+    yield make
+    for d in mounted: subprocess.run(['umount', '-l', str(d)], capture_output=True)
+
+
+def test_a_mount_point_is_written_into(tmpfs, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    mnt = tmpfs('8m')
+    assert cli('notebooks', mnt) == (0, '') and (mnt/'00_data.ipynb').exists()
+    assert cli('notebooks', mnt, '--overwrite') == (0, '') and os.path.ismount(mnt)
+
+
+def test_a_full_disk_keeps_the_old_output_whole(tmpfs, monkeypatch, tmp_path):
+    from bailong.cli import chapter_files
+    size = sum(p.stat().st_size for p in chapter_files().values())
+    monkeypatch.chdir(tmp_path)
+    mnt = tmpfs(f'{size * 3 // 2 // 1024}k')  # room for one copy, not for the new one beside the old
+    assert cli('notebooks', mnt/'nb') == (0, '')
+    before = _tree(mnt/'nb')
+    try: rc, err = cli('notebooks', mnt/'nb', '--overwrite')
+    except OSError as e: rc, err = 2, str(e)  # the one-line error for OSError is part B's top-level handler
+    assert rc != 0 and 'No space left' in err, err
+    assert _tree(mnt/'nb') == before, 'the old output must stay whole until the new one is complete'
+    assert not [p.name for p in (mnt/'nb').iterdir() if 'bailong-tmp' in p.name or 'bailong-old' in p.name]
 
 
 def test_a_killed_runs_temporaries_are_cleaned_by_the_next_run(tmp_path, monkeypatch):
