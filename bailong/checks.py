@@ -217,7 +217,7 @@ def check_file(questions_source, answers_path, out, overwrite: bool = False) -> 
     if out.is_dir(): raise DataError(f"--out {out}: is a directory; expected a .jsonl file name")
     if out.exists() and answers_file.exists() and out.samefile(answers_file):
         raise DataError(f"--out {out}: is the answer file itself; expected a new file for the checks")
-    refuse_existing(out, overwrite, _is_checks_file, inputs=(resolve_source(questions_source), answers_file))
+    refuse_existing(out, overwrite, _is_checks_file, inputs=(questions_source, answers_file))
     questions, answers = read_questions(questions_source), read_answers(answers_file)
     if not answers: raise DataError(f"{answers_path}: no answers in the file; expected a FastChat answer file")
     known = {q['question_id'] for q in questions}
@@ -225,7 +225,7 @@ def check_file(questions_source, answers_path, out, overwrite: bool = False) -> 
         raise DataError(f"{answers_path}: answers to question ids that {questions_source} does not have "
                         f"({', '.join(map(str, unknown[:5]))}{' ...' if len(unknown) > 5 else ''}); expected answers to its questions")
     rows = check_answers(questions, answers)
-    with atomic_file(out, overwrite, _is_checks_file, inputs=(resolve_source(questions_source), answers_file)) as tmp:
+    with atomic_file(out, overwrite, _is_checks_file, inputs=(questions_source, answers_file)) as tmp:
         with open(tmp, 'w', encoding='utf-8') as f:
             for r in rows: f.write(json.dumps(r, ensure_ascii=False) + '\n')
     return {'questions': str(questions_source), 'answers': str(answers_path), 'out': str(out),
