@@ -177,13 +177,32 @@ def test_bench_check_never_replaces_its_inputs_or_a_users_file(tmp_path):
     assert stat.S_IMODE(out.stat().st_mode) == 0o640 and len(out.read_text().splitlines()) >= 2
 
 
-def test_bench_mc_out_refuses_a_users_file(smollm2_hf, tmp_path):
+@pytest.fixture(scope='module')
+def tiny_model(tmp_path_factory, sp_base) -> Path:
+    "A tiny Llama with a real SentencePiece tokenizer, saved as a Hugging Face directory: loads and scores in a second."
+    from bailong.tokenizer import load_hf_tokenizer
+    from bailong.train import tiny_llama
+    tok, d = load_hf_tokenizer(sp_base), tmp_path_factory.mktemp('tiny')/'tiny'
+    tiny_llama(len(tok), hidden_size=64, intermediate_size=128, num_key_value_heads=2).save_pretrained(d)
+    tok.save_pretrained(d)
+    return d
+
+
+def test_bench_mc_out_refuses_a_users_file(tiny_model, tmp_path):
+    task = tmp_path/'mc.csv'
+    task.write_text('question,A,B,C,D,answer\n' + ''.join(f'{i} 加 {i}？,{2 * i},{i},{3 * i},{4 * i},A\n' for i in range(1, 5)),
+                    encoding='utf-8')
     note = tmp_path/'results.json'; note.write_text('{"mine": true}')
-    args = ['bench', 'mc', '--task', 'translation-zh-en', '--model', smollm2_hf, '--n', '2', '--out', note]
+    args = ['bench', 'mc', '--task', task, '--model', tiny_model, '--n', '0', '--out', note]
     rc, err = cli(*args)
-    assert rc == 2 and '--overwrite' in err
+    assert rc == 2 and '--overwrite' in err and note.read_text() == '{"mine": true}', err
     rc, err = cli(*args, '--overwrite')
     assert rc == 2 and 'not a file this command wrote' in err and note.read_text() == '{"mine": true}', err
+    config = (tiny_model/'config.json').read_bytes()
+    rc, err = cli(*args[:-1], task, '--overwrite')
+    assert rc == 2 and 'is the input' in err, err
+    rc, err = cli(*args[:-1], tiny_model/'config.json', '--overwrite')
+    assert rc == 2 and (tiny_model/'config.json').read_bytes() == config, err
     note.write_text(json.dumps({'results': {}, 'n-samples': {}, 'bailong_version': 'x'}))  # an earlier run's
     assert cli(*args, '--overwrite')[0] == 0 and json.loads(note.read_text())['results']
 
