@@ -56,6 +56,7 @@ def test_killed_tokenize_resumes_and_ends_identical(tmp_path, shards_input):
     assert not out.exists(), 'a killed run must not look finished'
     deadline = time.time() + 10
     while (left := _processes_of(out)) and time.time() < deadline: time.sleep(0.1)
+    for pid in left: os.kill(pid, signal.SIGKILL)  # so that a failure here leaves nothing running either
     assert not left, f'processes of the killed run still alive (its workers must die with it): {left}'
     finished = sorted(p.name for p in done.iterdir())
     assert 0 < len(finished) < 6, finished
