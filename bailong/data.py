@@ -5,7 +5,7 @@
 # %% ../nbs/00_data.ipynb #c002
 from __future__ import annotations
 import contextlib, glob, gzip, hashlib, io, importlib.resources, importlib.util, itertools, json, os, random, re, shutil, sys
-import tempfile, threading, time, unicodedata
+import threading, time, unicodedata
 from dataclasses import dataclass, asdict, field
 from functools import lru_cache
 from pathlib import Path
