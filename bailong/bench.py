@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 from tqdm.auto import tqdm
-from .data import DataError, resolve_source, _is_hub_name
+from .data import DataError, resolve_source, _is_hub_name, output_lock
 from .embeddings import load_model
 from .tokenizer import load_hf_tokenizer
 from .train import DTYPES
@@ -335,10 +335,17 @@ def _vllm_backend(cfg: AnswerConfig, todo: list[dict], write):
             write(q, turns, counts, generation_settings(q['category']))
 
 # %% ../nbs/06_bench.ipynb #c047
+_RECORD_START = b'{"question_id": '  # how every line that bailong writes to answer and judgment files begins
+
 def _open_answers(out: Path, model_id: str) -> dict:
-    "The answers already in `out`, with the file made ready for appending."
+    """The answers already in `out`, with the file made ready for appending: a torn last line (a killed run's) is cut
+    off, but only in a file that is recognisably an answer file; anything else is refused, untouched."""
     if not out.exists(): out.parent.mkdir(parents=True, exist_ok=True); return {}
+    if out.is_dir(): raise DataError(f"out {out}: is a folder; expected an answer file (.jsonl)")
     found, keep, torn = _answer_lines(out)
+    if torn and not found and not out.read_bytes().startswith(_RECORD_START):
+        raise DataError(f"out {out}: is not an answer file (its first line is not a FastChat answer); bailong "
+                        "appends only to its own answer files: give another out")
     if others := sorted({str(r.get('model_id')) for r in found.values()} - {model_id}):
         raise DataError(f"{out}: holds answers of model_id {', '.join(others)}, not {model_id!r}; give another out or the same model_id")
     if torn: os.truncate(out, keep)  # what is left ends with a whole line
@@ -350,7 +357,7 @@ def _in_question_order(out: Path, questions: list[dict]):
     "Rewrite the answer file in the order of the questions (answers to other questions after them), atomically."
     order = {q['question_id']: i for i, q in enumerate(questions)}
     recs = sorted(_answer_lines(out)[0].values(), key=lambda r: order.get(r['question_id'], len(order)))
-    tmp = out.with_name(f'.{out.name}.tmp-{uuid.uuid4().hex[:8]}')
+    tmp = out.with_name(f'.{out.name}.bailong-tmp-{os.getpid()}')
     try:
         tmp.write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in recs), encoding='utf-8')
         os.replace(tmp, out)
@@ -368,22 +375,24 @@ def answer(cfg: AnswerConfig, progress: bool = True, loaded=None) -> dict:
     questions = read_questions(cfg.questions, cfg.fields, cfg.limit or None, cfg.split)
     model_id = cfg.model_id or _model_id(cfg.model)
     out = Path(cfg.out or Path('model_answer')/f'{model_id}.jsonl')
-    done = _open_answers(out, model_id)
-    todo = [q for q in questions if q['question_id'] not in done]
-    lock, written, tokens = threading.Lock(), [], []
-    bar, t0 = tqdm(total=len(todo), desc=f'answering ({cfg.backend})', disable=not progress), time.time()
-    def write(q, turns, counts, settings):
-        gen = {**settings, 'seed': cfg.seed, 'max_new_tokens': cfg.max_new_tokens, 'new_tokens': counts, 'backend': cfg.backend}
-        line = json.dumps(answer_record(q, turns, model_id, gen), ensure_ascii=False) + '\n'
-        with lock:
-            with open(out, 'a', encoding='utf-8') as f: f.write(line); f.flush()
-            written.append(q['question_id']); tokens.extend(n for n in counts if n is not None); bar.update(1)
-    try:
-        if todo and cfg.backend == 'hf': _hf_backend(cfg, todo, write, loaded)
-        elif todo: {'openai': _openai_backend, 'vllm': _vllm_backend}[cfg.backend](cfg, todo, write)
-    finally: bar.close()
-    seconds = time.time() - t0
-    _in_question_order(out, questions)
+    with output_lock(out):  # a second run on the same file fails at once, naming this one
+        done = _open_answers(out, model_id)
+        todo = [q for q in questions if q['question_id'] not in done]
+        lock, written, tokens = threading.Lock(), [], []
+        bar, t0 = tqdm(total=len(todo), desc=f'answering ({cfg.backend})', disable=not progress), time.time()
+        def write(q, turns, counts, settings):
+            gen = {**settings, 'seed': cfg.seed, 'max_new_tokens': cfg.max_new_tokens, 'new_tokens': counts,
+                   'backend': cfg.backend}
+            line = json.dumps(answer_record(q, turns, model_id, gen), ensure_ascii=False) + '\n'
+            with lock:
+                with open(out, 'a', encoding='utf-8') as f: f.write(line); f.flush()
+                written.append(q['question_id']); tokens.extend(n for n in counts if n is not None); bar.update(1)
+        try:
+            if todo and cfg.backend == 'hf': _hf_backend(cfg, todo, write, loaded)
+            elif todo: {'openai': _openai_backend, 'vllm': _vllm_backend}[cfg.backend](cfg, todo, write)
+        finally: bar.close()
+        seconds = time.time() - t0
+        _in_question_order(out, questions)
     return {'out': str(out), 'model_id': model_id, 'backend': cfg.backend, 'questions': len(questions),
             'answered_before': len(questions) - len(todo), 'answered': len(written), 'new_tokens': sum(tokens),
             'seconds': round(seconds, 2), 'tokens_per_s': round(sum(tokens) / seconds, 1) if tokens else None}

@@ -4,10 +4,10 @@
 
 # %% ../nbs/07_checks.ipynb #c004
 from __future__ import annotations
-import functools, json, math, os, re, secrets
+import functools, json, math, re
 from collections import Counter
 from pathlib import Path
-from .data import DataError, resolve_source, sample_path
+from .data import DataError, resolve_source, sample_path, atomic_file, refuse_existing
 from .bench import read_questions, read_answers
 
 # %% auto #0
@@ -203,24 +203,30 @@ def summarize(rows: list[dict]) -> dict:
             'answer_language': dict(Counter(r['answer_language'] for r in rows))}
 
 # %% ../nbs/07_checks.ipynb #c054
-def check_file(questions_source, answers_path, out) -> dict:
-    "Check a FastChat answer file against its questions; write one JSONL row per (question, turn) to `out`, atomically."
+def _is_checks_file(path) -> bool:
+    "Whether `path` holds rows that `check_file` wrote: only such a file is replaced, and only with `overwrite`."
+    try:
+        with open(path, encoding='utf-8') as f: rec = json.loads(f.readline())
+    except (OSError, ValueError): return False
+    return isinstance(rec, dict) and {'question_id', 'turn', 'violation'} <= rec.keys()
+
+def check_file(questions_source, answers_path, out, overwrite: bool = False) -> dict:
+    """Check a FastChat answer file against its questions; write one JSONL row per (question, turn) to `out`, atomically
+    (an existing `out` only with `overwrite`, and only a checks file: not the questions, answers or a user's file)."""
     out, answers_file = Path(out), Path(resolve_source(answers_path))
     if out.is_dir(): raise DataError(f"--out {out}: is a directory; expected a .jsonl file name")
     if out.exists() and answers_file.exists() and out.samefile(answers_file):
         raise DataError(f"--out {out}: is the answer file itself; expected a new file for the checks")
+    refuse_existing(out, overwrite, _is_checks_file, inputs=(questions_source, answers_file))
     questions, answers = read_questions(questions_source), read_answers(answers_file)
+    if not answers: raise DataError(f"{answers_path}: no answers in the file; expected a FastChat answer file")
     known = {q['question_id'] for q in questions}
     if unknown := [k for k in answers if k not in known]:
         raise DataError(f"{answers_path}: answers to question ids that {questions_source} does not have "
                         f"({', '.join(map(str, unknown[:5]))}{' ...' if len(unknown) > 5 else ''}); expected answers to its questions")
     rows = check_answers(questions, answers)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f'.{out.name}.tmp-{secrets.token_hex(4)}')
-    try:
-        with open(tmp, 'x', encoding='utf-8') as f:
+    with atomic_file(out, overwrite, _is_checks_file, inputs=(questions_source, answers_file)) as tmp:
+        with open(tmp, 'w', encoding='utf-8') as f:
             for r in rows: f.write(json.dumps(r, ensure_ascii=False) + '\n')
-        os.replace(tmp, out)
-    finally: tmp.unlink(missing_ok=True)
     return {'questions': str(questions_source), 'answers': str(answers_path), 'out': str(out),
             'answered': len({r['question_id'] for r in rows}), 'unanswered': len(known - answers.keys()), **summarize(rows)}

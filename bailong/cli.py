@@ -41,7 +41,7 @@ def cmd_data_tokenize(args):
 
 def cmd_tokenizer_extend(args):
     "`bailong tokenizer extend`: learn zh-TW pieces and merge them into a base tokenizer."
-    refuse_existing(args.out, args.overwrite)
+    refuse_existing(args.out, args.overwrite, 'tokenizer', inputs=(args.base, *args.corpus))
     cfg = ExtendConfig(n_new=args.add, method=args.method, lexicon=not args.no_lexicon, threads=args.threads)
     ext = extend_tokenizer(args.base, args.corpus, args.add, cfg)
     out = save_extension(ext, args.out, overwrite=args.overwrite)
@@ -61,7 +61,8 @@ def cmd_tokenizer_stats(args):
 
 def cmd_embeddings_init(args):
     "`bailong embeddings init`: resize a model to the extended tokenizer, initialise the new rows, save it."
-    refuse_existing(args.out, args.overwrite)
+    inputs = (args.model, args.base_tokenizer, args.tokenizer, args.text)
+    refuse_existing(args.out, args.overwrite, 'model', inputs)
     if args.method == DISTILL and not args.text:
         raise DataError(f"--method {DISTILL} learns from text: give --text (zh-TW .txt/.jsonl, texts of 4-400 characters)")
     if args.method == DISTILL and args.head_rule != 'same': raise DataError(f"--head-rule applies to the plain rules, not --method {DISTILL}")
@@ -86,14 +87,15 @@ def _split_texts(path, n_eval, max_chars=400):
 
 def cmd_embeddings_compare(args):
     "`bailong embeddings compare`: held-out bits/char of every init rule, at step 0 and after training."
-    refuse_existing(args.out, args.overwrite)
+    inputs = (args.model, args.base_tokenizer, args.tokenizer, args.text)
+    refuse_existing(args.out, args.overwrite, 'embeddings comparison', inputs)
     cfg = CompareConfig(methods=tuple(args.methods), steps=args.steps, lr=args.lr, batch_size=args.batch_size,
                         eval_texts=args.eval_texts, seed=args.seed, distill_steps=args.distill_steps, distill_lr=args.distill_lr)
     eval_texts, train_texts = _split_texts(args.text, cfg.eval_texts)
     model, t0, t1 = load_model(args.model), load_hf_tokenizer(args.base_tokenizer), load_hf_tokenizer(args.tokenizer)
     results = compare_inits(model, t0, t1, eval_texts, train_texts, cfg)
     import matplotlib; matplotlib.use('Agg')
-    with atomic_dir(args.out, args.overwrite) as d:
+    with atomic_dir(args.out, args.overwrite, 'embeddings comparison', inputs) as d:
         (d/'compare.json').write_text(json.dumps(results, indent=1))
         plot_compare(results).figure.savefig(d/'compare.png', dpi=110, bbox_inches='tight')
     print(json.dumps(results, indent=1)); print(f'wrote {args.out}/compare.json and compare.png')
@@ -283,7 +285,7 @@ def cmd_bench_answer(args):
 
 def cmd_bench_check(args):
     "`bailong bench check`: Bailong-bench's language rule on an answer file."
-    _print(check_file(args.questions, args.answers, args.out))
+    _print(check_file(args.questions, args.answers, args.out, overwrite=args.overwrite))
 
 def cmd_bench_judge(args):
     "`bailong bench judge`: an LLM judge's 0-10 scores for an answer file."
@@ -296,10 +298,11 @@ def cmd_bench_show(args):
     table = results_table(args.judgments, args.questions or None)
     print(table.to_string(index=False))
     if args.plots:
-        out = Path(args.plots); out.mkdir(parents=True, exist_ok=True)
+        out = Path(args.plots)
         figs = {'bars.png': plot_bars(table)}
         if table['category'].nunique() > 3: figs['radar.png'] = plot_radar(table)  # 3+ categories besides 'all'
-        for name, fig in figs.items(): fig.savefig(out/name, dpi=120, bbox_inches='tight')
+        with atomic_dir(out, args.overwrite, 'plots', inputs=(*args.judgments, args.questions)) as d:
+            for name, fig in figs.items(): fig.savefig(d/name, dpi=120, bbox_inches='tight')
         print(f"wrote {', '.join(str(out/n) for n in figs)}")
 
 def cmd_bench_mc(args):
@@ -318,6 +321,7 @@ def _bench_parser(sub):
     c.add_argument('--questions', required=True, help='question file (or bailong:zh_tw_bench, bailong:mt_bench)')
     c.add_argument('--answers', required=True, help='a FastChat model_answer file')
     c.add_argument('--out', required=True, help='the checks JSONL to write')
+    c.add_argument('--overwrite', action='store_true', help='replace a checks file that bench check wrote')
     c.set_defaults(func=cmd_bench_check)
     j = p.add_parser('judge', help='score answers 0-10 with an LLM judge (any OpenAI-compatible endpoint, or local); resumes',
                      description='FastChat single-answer judging with Bailong-bench rules; the key is read from --api-key-env.')
@@ -327,11 +331,11 @@ def _bench_parser(sub):
     s.add_argument('judgments', nargs='+', help='judgment JSONL files (bailong bench judge)')
     s.add_argument('--questions', default='', help='question file, for categories the judgments lack')
     s.add_argument('--plots', default='', help='write bars.png (and radar.png with 3+ categories) to this folder')
+    s.add_argument('--overwrite', action='store_true', help='replace the plots folder of an earlier bench show --plots')
     s.set_defaults(func=cmd_bench_show)
     m = p.add_parser('mc', help='multiple-choice log-likelihood evaluation (accuracy with a 95%% interval)',
                      description='Score options by log-likelihood: the LibreOffice translation task offline, TMMLU+-style files or datasets.')
     _options(m, McConfig, required=('model',)); m.set_defaults(func=cmd_bench_mc)
-
 
 # %% ../nbs/90_cli.ipynb #c009
 def chapter_files() -> dict:
@@ -349,7 +353,7 @@ def chapter_files() -> dict:
 def copy_notebooks(out, overwrite: bool = False) -> list[str]:
     "Copy `chapter_files()` to `out`, atomically; a non-empty `out` is replaced only with `overwrite`."
     files = chapter_files()
-    with atomic_dir(out, overwrite) as d:
+    with atomic_dir(out, overwrite, 'notebooks', inputs={src.parent for src in files.values()}) as d:
         for rel, src in files.items():
             (d/rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, d/rel)  # not copy2: an installed package may be read-only, the copies are the user's
@@ -368,7 +372,7 @@ def _notebooks_parser(sub):
     n = sub.add_parser('notebooks', help='copy the chapters (notebooks), their images and example configs to a folder',
                        description='Copy the chapters, images/ and examples/ out of the installed package, to run them in JupyterLab.')
     n.add_argument('dir', nargs='?', default='bailong-notebooks', help='destination folder (default: %(default)s)')
-    n.add_argument('--overwrite', action='store_true', help='replace a non-empty destination folder (deleting what is in it)')
+    n.add_argument('--overwrite', action='store_true', help='replace a folder that bailong notebooks wrote before')
     n.set_defaults(func=cmd_notebooks)
 
 # %% ../nbs/90_cli.ipynb #c012

@@ -5,7 +5,7 @@
 # %% ../nbs/00_data.ipynb #c002
 from __future__ import annotations
 import contextlib, glob, gzip, hashlib, io, importlib.resources, importlib.util, itertools, json, os, random, re, shutil, sys
-import tempfile, threading, time, unicodedata
+import threading, time, unicodedata
 from dataclasses import dataclass, asdict, field
 from functools import lru_cache
 from pathlib import Path
@@ -13,14 +13,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['TEXT_SUFFIXES', 'COMPRESSED', 'CJK_RE', 'SCRIPTS', 'DataError', 'shared_path', 'sample_path', 'sentencepiece_base',
-           'resolve_source', 'stream_docs', 'is_prepared', 'corpus_files', 'read_corpus', 'clean_text', 'clean_corpus',
-           'cjk_count', 'char_script', 'script_of', 'script_shares', 'to_traditional', 'dedup_exact', 'dedup_near',
-           'train_valid_split', 'corpus_stats', 'PrepareConfig', 'prepare_corpus', 'format_report', 'refuse_existing',
-           'atomic_dir', 'pack_corpus', 'ReadCorpus', 'Tally', 'Clean', 'ToTraditional', 'char_shingles',
-           'CharMinhashSignature', 'lsh_bands', 'in_valid', 'MarkSplit', 'prepare_stages', 'run_stage',
-           'prepare_report', 'prepare', 'FastDocumentTokenizer', 'tokenizer_hash', 'token_dtype', 'TokenizeConfig',
-           'tokenize_corpus', 'is_token_dir', 'TokenShards']
+__all__ = ['TEXT_SUFFIXES', 'COMPRESSED', 'CJK_RE', 'SCRIPTS', 'OUTPUT_MARK', 'DataError', 'shared_path', 'sample_path',
+           'sentencepiece_base', 'resolve_source', 'stream_docs', 'is_prepared', 'corpus_files', 'read_corpus',
+           'clean_text', 'clean_corpus', 'cjk_count', 'char_script', 'script_of', 'script_shares', 'to_traditional',
+           'dedup_exact', 'dedup_near', 'train_valid_split', 'corpus_stats', 'PrepareConfig', 'prepare_corpus',
+           'format_report', 'output_kind', 'refuse_existing', 'mark_output', 'atomic_dir', 'atomic_file', 'output_lock',
+           'pack_corpus', 'ReadCorpus', 'Tally', 'Clean', 'ToTraditional', 'char_shingles', 'CharMinhashSignature',
+           'lsh_bands', 'in_valid', 'MarkSplit', 'prepare_stages', 'run_stage', 'prepare_report', 'prepare',
+           'FastDocumentTokenizer', 'tokenizer_hash', 'token_dtype', 'TokenizeConfig', 'tokenize_corpus',
+           'is_token_dir', 'TokenShards']
 
 # %% ../nbs/00_data.ipynb #c005
 class DataError(ValueError):
@@ -338,25 +339,137 @@ def format_report(report: dict) -> str:
     return '\n'.join(rows)
 
 # %% ../nbs/00_data.ipynb #c048
-def refuse_existing(out, overwrite: bool = False):
-    "Fail before any work, not after it, when the output `out` is taken: a file, or a directory that is not empty."
+OUTPUT_MARK = '.bailong-output'  # in every folder a bailong command writes: which kind of output it is
+_TEMP = re.compile(r'\.(?:(.+)\.)?bailong-(?:tmp|old)-(\d+)')  # .OUT.bailong-tmp-PID beside OUT, .bailong-tmp-PID in it
+
+def _alive(pid: int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: pass
+    return True
+
+def _clean_stale(out: Path):
+    "Remove the temporaries of `out` that killed bailong runs left: their names say whose, and their PID is gone."
+    spots = [(out.parent, out.name)] + ([(out, None)] if out.is_dir() else [])
+    for folder, name in spots:
+        for p in folder.glob(f'.{glob.escape(name)}.bailong-*' if name else '.bailong-*'):
+            m = _TEMP.fullmatch(p.name)
+            if m and m[1] == name and int(m[2]) != os.getpid() and not _alive(int(m[2])):
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
+
+def output_kind(path):
+    "The kind of output a bailong command wrote to the folder `path` (its `OUTPUT_MARK`), or None: not bailong's."
+    mark = Path(path)/OUTPUT_MARK
+    try: return json.loads(mark.read_text(encoding='utf-8')).get('kind') if mark.is_file() else None
+    except (ValueError, AttributeError, OSError): return None
+
+def refuse_existing(out, overwrite: bool = False, kind=None, inputs=()):
+    """The output contract, checked before any work: `out` is never the current folder, one above it, the home folder
+    or (a folder holding) an input, whatever the flags; a non-empty `out` is replaced only with `overwrite`, and only
+    when it is this command's `kind` of output: a folder marked with that kind (`kind` a name), or a file whose content
+    `kind(path)` recognises (`kind` a function). `kind=None`: a folder inside a run that bailong owns (checkpoints)."""
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+    where, cwd = out.resolve(), Path.cwd().resolve()
+    if where == cwd or where in cwd.parents:
+        raise DataError(f"output {out}: is the current folder or one above it, which bailong never replaces; "
+                        f"give a new folder, e.g. {out/'bailong-out'}")
+    if where == Path.home().resolve():
+        raise DataError(f"output {out}: is your home folder, which bailong never replaces")
+    for i in inputs:
+        if i and os.path.exists(str(i)) and (where == (p := Path(str(i)).resolve()) or where in p.parents):
+            raise DataError(f"output {out}: is the input {i}{'' if where == p else ' or holds it'}; "
+                            "give a new path for the output")
+    if out.parent.is_dir(): _clean_stale(out)
+    if not (out.exists() or out.is_symlink()): return
+    if callable(kind) == out.is_dir():
+        want, got = ('file', 'folder') if callable(kind) else ('folder', 'file')
+        raise DataError(f"output {out}: is a {got}; expected a {want}")
+    if out.is_dir() and not any(p for p in out.iterdir() if not _TEMP.fullmatch(p.name)): return  # empty: written into
+    if not overwrite:
         raise DataError(f"output {out} already exists and is not empty; pass overwrite (--overwrite) to replace it")
+    if kind is None: return
+    if callable(kind) and not kind(out):
+        raise DataError(f"output {out}: is not a file this command wrote; bailong replaces only its own outputs, "
+                        "even with --overwrite: give a new file name")
+    if not callable(kind) and output_kind(out) != kind:
+        raise DataError(f"output {out}: holds files that are not a bailong {kind} output (no {OUTPUT_MARK} of that "
+                        "kind); bailong replaces only its own outputs, even with --overwrite: give a new or empty "
+                        "folder")
+
+def mark_output(folder, kind: str):
+    "Mark `folder` as a bailong output of `kind`: what `overwrite` may replace, and only with the same `kind`."
+    (Path(folder)/OUTPUT_MARK).write_text(json.dumps({'kind': kind}) + '\n', encoding='utf-8')
+
+def _move_in(tmp: Path, out: Path):
+    "Put the finished `tmp` in place of the folder `out`'s content; the old content is removed only after."
+    old = out/f'.bailong-old-{os.getpid()}'
+    was = [p for p in out.iterdir() if not _TEMP.fullmatch(p.name)]
+    if was: old.mkdir()
+    for p in was: p.rename(old/p.name)
+    for p in tmp.iterdir(): p.rename(out/p.name)
+    tmp.rmdir()
+    if was: shutil.rmtree(old)
 
 @contextlib.contextmanager
-def atomic_dir(out, overwrite: bool = False):
-    "Yield a temporary directory that becomes `out` only if the block succeeds."
+def atomic_dir(out, overwrite: bool = False, kind: str | None = None, inputs=()):
+    """Yield a temporary folder that becomes `out` only if the block succeeds, under `refuse_existing`'s contract.
+    A new `out` is written beside and renamed into place. An existing folder (empty, or this command's output with
+    `overwrite`; a symlink or a mount point too) keeps its inode and permissions: it is filled from a temporary inside
+    it, and its old content is removed only after the new is in. Temporaries are named `.OUT.bailong-tmp-PID`."""
     out = Path(out)
-    refuse_existing(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.tmp-', dir=out.parent))
+    refuse_existing(out, overwrite, kind, inputs)
+    inside = out.is_dir()
+    if not inside: out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out/f'.bailong-tmp-{os.getpid()}' if inside else out.parent/f'.{out.name}.bailong-tmp-{os.getpid()}'
+    if tmp.exists(): shutil.rmtree(tmp)  # this process's own, from a block that failed while it was being removed
+    tmp.mkdir()  # with the umask's permissions (tempfile.mkdtemp's are 0700)
     try:
         yield tmp
-        if out.exists(): shutil.rmtree(out) if out.is_dir() else out.unlink()
-        tmp.rename(out)
+        if kind: mark_output(tmp, kind)
+        _move_in(tmp, out) if inside else tmp.rename(out)
     finally:
         if tmp.exists(): shutil.rmtree(tmp)
+
+@contextlib.contextmanager
+def atomic_file(out, overwrite: bool = False, kind=None, inputs=()):
+    """Yield a temporary path beside the file `out` that replaces it only if the block succeeds, under
+    `refuse_existing`'s contract (`kind`: a function that recognises this command's own files). A replaced file keeps
+    its permissions; a symlink stays a link, to the new content."""
+    out = Path(out)
+    refuse_existing(out, overwrite, kind, inputs)
+    target = out.resolve() if out.is_symlink() else out
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent/f'.{target.name}.bailong-tmp-{os.getpid()}'
+    try:
+        yield tmp
+        if target.exists(): os.chmod(tmp, target.stat().st_mode & 0o7777)
+        os.replace(tmp, target)
+    finally: tmp.unlink(missing_ok=True)
+
+@contextlib.contextmanager
+def output_lock(path):
+    """Hold an exclusive lock (`fcntl.flock`) on `.PATH.bailong-lock` beside the file `path` while the block appends to
+    it: a second writer fails at once, with an error naming the first one's PID."""
+    import fcntl
+    path = Path(path); lock = path.with_name(f'.{path.name}.bailong-lock')
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            time.sleep(0.05)  # the holder writes its PID right after locking
+            pid = os.pread(fd, 20, 0).decode(errors='replace').strip() or '?'; os.close(fd)
+            raise DataError(f"{path}: another bailong process (PID {pid}) is writing it; wait until it ends, "
+                            "or give another file") from None
+        try: same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError: same = False
+        if same: break
+        os.close(fd)  # its last holder removed it as we opened it: lock the next one
+    try:
+        os.ftruncate(fd, 0); os.pwrite(fd, str(os.getpid()).encode(), 0)
+        _clean_stale(path)  # a killed run's temporaries, now that no other run can be writing
+        yield path
+    finally: lock.unlink(missing_ok=True); os.close(fd)
 
 # %% ../nbs/00_data.ipynb #c052
 def pack_corpus(token_docs, block_size: int, eos_id: int) -> np.ndarray:
@@ -522,6 +635,17 @@ def _close_task_logger(logfile):
     from loguru import logger
     logger.complete(); _console_errors_only(); logfile.close()
 
+_FORKING = None  # the PID of a process in `run_stage`: what it forks (workers, datatrove's manager) dies with it
+
+def _die_with_parent():
+    "In a process that `run_stage` forks: Linux kills it when its parent dies, so a killed run leaves no worker behind."
+    if _FORKING is None or not sys.platform.startswith('linux'): return
+    import ctypes, signal
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != _FORKING: os._exit(1)  # the parent died before prctl took effect
+
+os.register_at_fork(after_in_child=_die_with_parent)
+
 def run_stage(stage: dict, workers: int, logs, progress: bool = False):
     "Run one of `prepare_stages` on this machine over `workers` processes; a rerun skips the tasks that finished."
     import datatrove.executor.base as base
@@ -532,7 +656,10 @@ def run_stage(stage: dict, workers: int, logs, progress: bool = False):
     ex = LocalPipelineExecutor(stage['pipeline'], tasks=tasks, workers=max(1, min(workers, tasks)), logging_dir=str(logs),
                                start_method='fork')
     bar = tqdm(total=tasks, desc=stage['name'], unit='task', disable=not progress, leave=False)
-    ex.run()
+    global _FORKING
+    _FORKING = os.getpid()
+    try: ex.run()
+    finally: _FORKING = None
     bar.update(tasks); bar.close()
     if missing := ex.get_incomplete_ranks(range(tasks)):
         raise DataError(f"{len(missing)} of {tasks} tasks did not finish; see {logs}/logs/task_{missing[0]:05d}.log")
@@ -571,7 +698,7 @@ def prepare(cfg: PrepareConfig, out, overwrite: bool = False, progress: bool = T
     if cfg.workers < 1 or cfg.tasks < 0: raise DataError(f"workers={cfg.workers}, tasks={cfg.tasks}: expected workers ≥ 1 and tasks ≥ 0")
     if not 0 <= cfg.valid_frac < 1: raise DataError(f"valid_frac={cfg.valid_frac}: expected a fraction in [0, 1)")
     files, t0 = corpus_files(cfg.inputs), time.perf_counter()
-    with atomic_dir(out, overwrite) as tmp:
+    with atomic_dir(out, overwrite, 'prepared corpus', inputs=cfg.inputs) as tmp:
         work = tmp/'.work'
         for i, stage in enumerate(prepare_stages(cfg, files, work, tmp)): run_stage(stage, cfg.workers, work/f'logs{i}', progress)
         report = prepare_report(cfg, files, work) | {'seconds': round(time.perf_counter() - t0, 1)}
@@ -701,7 +828,7 @@ def tokenize_corpus(cfg: TokenizeConfig, overwrite: bool = False, progress: bool
     if not cfg.out: raise DataError("out: give an output directory (--out)")
     if cfg.workers < 1: raise DataError(f"workers={cfg.workers}: expected a positive number")
     out = Path(cfg.out)
-    refuse_existing(out, overwrite)
+    refuse_existing(out, overwrite, 'tokens', inputs=(cfg.input, cfg.tokenizer))
     try: tok = load_hf_tokenizer(cfg.tokenizer)
     except Exception as e: raise DataError(f"tokenizer {cfg.tokenizer}: could not be loaded ({type(e).__name__}: {e})") from None
     if tok.eos_token_id is None: raise DataError(f"tokenizer {cfg.tokenizer}: has no EOS token, which ends every document")
@@ -709,7 +836,7 @@ def tokenize_corpus(cfg: TokenizeConfig, overwrite: bool = False, progress: bool
     train_files, valid_files = _split_files(cfg.input)
     plan = {'input': [[f, os.path.getsize(f)] for f in train_files], 'tokenizer': fingerprint, 'dtype': dtype,
             'eos_id': tok.eos_token_id, 'text_field': cfg.text_field}
-    part = out.parent/f'.{out.name}.partial'
+    part = out.parent/f'.{out.name}.bailong-partial'
     if part.exists() and (not (part/'plan.json').exists() or json.loads((part/'plan.json').read_text()) != plan):
         shutil.rmtree(part)  # left by a run with other arguments: nothing in it can be reused
     (part/'tokenizer').mkdir(parents=True, exist_ok=True)
@@ -717,8 +844,8 @@ def tokenize_corpus(cfg: TokenizeConfig, overwrite: bool = False, progress: bool
     try: manifest = _tokenize_into(cfg, tok, part, train_files, valid_files, dtype, fingerprint, progress)
     except Exception:  # a bad input: nothing is kept (an interruption, Ctrl-C or a kill, keeps the finished shards)
         shutil.rmtree(part, ignore_errors=True); raise
-    if out.exists(): shutil.rmtree(out) if out.is_dir() else out.unlink()
-    part.rename(out)
+    mark_output(part, 'tokens')
+    _move_in(part, out) if out.is_dir() else part.rename(out)  # an existing folder keeps its inode and permissions
     return manifest
 
 def _tokenize_into(cfg, tok, part, train_files, valid_files, dtype, fingerprint, progress):
@@ -726,6 +853,8 @@ def _tokenize_into(cfg, tok, part, train_files, valid_files, dtype, fingerprint,
     src = Path(cfg.tokenizer); sp_model = src/'tokenizer.model' if src.is_dir() else src
     if sp_model.is_file() and sp_model.suffix == '.model': shutil.copy(sp_model, part/'tokenizer'/'tokenizer.model')  # SentencePiece's own
     t0, itemsize = time.perf_counter(), np.dtype(dtype).itemsize
+    done = part/'logs'/'completions'  # shards a killed run finished: not counted in this run's MB/s
+    before = {int(p.name) for p in done.iterdir() if p.name.isdigit()} if done.is_dir() else set()
     step = FastDocumentTokenizer(str(part/'shards'), tokenizer_name_or_path=str(part/'tokenizer'/'tokenizer.json'),
                                  eos_token=tok.eos_token, shuffle_documents=False, save_final_metadata=False,
                                  batch_size=cfg.batch_size, token_size=itemsize)
@@ -737,12 +866,13 @@ def _tokenize_into(cfg, tok, part, train_files, valid_files, dtype, fingerprint,
     valid = list(itertools.islice((d for f in valid_files for d in stream_docs(f, cfg.text_field)), cfg.valid_texts))
     (part/'valid.jsonl').write_text(''.join(json.dumps({'text': t}, ensure_ascii=False) + '\n' for t in valid), encoding='utf-8')
     text_bytes = sum(s['text_bytes'] for s in shards)
+    this_run = sum(s['text_bytes'] for i, s in enumerate(shards) if i not in before)
     manifest = {'format': 'bailong-tokens/1 (datatrove .ds shards)', 'tokenizer': {'source': str(cfg.tokenizer), 'hash': fingerprint,
                 'vocab_size': len(tok), 'eos_token': tok.eos_token, 'eos_id': tok.eos_token_id},
                 'dtype': dtype, 'eos_policy': 'EOS id after every document, no BOS', 'tokens': tokens,
                 'docs': sum(s['docs'] for s in shards), 'shards': shards, 'valid_texts': len(valid),
                 'input': str(cfg.input), 'text_bytes': text_bytes, 'seconds': round(seconds, 1),
-                'mb_per_s': round(text_bytes / 2**20 / seconds, 2), 'workers': cfg.workers}  # MB of UTF-8 text
+                'mb_per_s': round(this_run / 2**20 / seconds, 2), 'workers': cfg.workers}  # MB of UTF-8 text
     if tokens == 0: raise DataError(f"{cfg.input}: no text to tokenize")
     for f in ('logs', 'plan.json'): shutil.rmtree(part/f) if (part/f).is_dir() else (part/f).unlink()
     (part/'manifest.json').write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding='utf-8')  # last: marks it complete
@@ -760,7 +890,7 @@ class TokenShards:
         if not p.is_dir(): raise DataError(f"{p}: not a directory written by `bailong data tokenize`")
         if not (p/'manifest.json').exists():
             raise DataError(f"{p}: no manifest.json; expected a directory written by `bailong data tokenize` (an unfinished "
-                            "run keeps its shards in a hidden .partial folder until it completes)")
+                            "run keeps its shards in a hidden .bailong-partial folder until it completes)")
         self.manifest = m = json.loads((p/'manifest.json').read_text(encoding='utf-8'))
         dtype, self.maps = np.dtype(m['dtype']).newbyteorder('<'), []
         for s in m['shards']:

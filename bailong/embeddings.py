@@ -136,7 +136,7 @@ def load_model(src, dtype=torch.float32):
 
 def save_model(model, tok, out, overwrite: bool = False, info: dict | None = None) -> Path:
     "Write a standalone HF model directory (weights, config, tokenizer) atomically."
-    with atomic_dir(out, overwrite) as d:
+    with atomic_dir(out, overwrite, 'model') as d:
         model.save_pretrained(str(d)); tok.save_pretrained(str(d))
         if info: (d/'bailong_init.json').write_text(json.dumps(info, indent=1))
     return Path(out)

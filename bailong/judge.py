@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from tqdm.auto import tqdm
-from .data import DataError, resolve_source
-from .bench import PACKAGED_SETS, read_questions, read_answers
+from .data import DataError, resolve_source, output_lock
+from .bench import PACKAGED_SETS, read_questions, read_answers, _RECORD_START
 from .checks import check_answers, simplified_chars, text_language
 
 # %% auto #0
@@ -237,26 +237,31 @@ def answer_sha256(turns: list[str]) -> str:
 
 _FASTCHAT_FIELDS = ('question_id', 'model', 'judge', 'score', 'turn')
 
-def _judgment_lines(path: Path, repair: bool = False):
-    "(line number, record) of a judgment file; an unfinished last line is skipped, and with `repair` cut off the file."
+def _judgment_lines(path: Path, repair: bool = False) -> list:
+    """(line number, record) of a judgment file; an unfinished last line (a killed run's) is skipped with a warning, and
+    with `repair` cut off the file, but only in a file recognisably a judgment file; anything else is refused."""
     data = path.read_bytes() if path.exists() else b''
-    lines = data.split(b'\n')
+    lines, cut = data.split(b'\n'), None
     if lines[-1].strip():  # no newline at the end: a write that was cut short, or a file edited by hand
         try: json.loads(lines[-1])
-        except ValueError:
-            if repair:
-                with open(path, 'r+b') as f: f.truncate(len(data) - len(lines[-1]))
-            lines = lines[:-1]
-        else:
-            if repair:
-                with open(path, 'ab') as f: f.write(b'\n')
+        except ValueError: cut, lines = len(data) - len(lines[-1]), lines[:-1]
+    found = []
     for i, line in enumerate(lines, 1):
         if not line.strip(): continue
         try: rec = json.loads(line)
         except ValueError as e: raise DataError(f"{path}:{i}: not a valid JSON line ({e})") from None
         if not isinstance(rec, dict) or any(k not in rec for k in _FASTCHAT_FIELDS):
             raise DataError(f"{path}:{i}: expected a FastChat single judgment with {', '.join(_FASTCHAT_FIELDS)}")
-        yield i, rec
+        found.append((i, rec))
+    if cut is not None and not found and not data.startswith(_RECORD_START):
+        raise DataError(f"{path}: is not a judgment file (its first line is not a FastChat judgment); give another")
+    if cut is not None and not repair:
+        print(f"bailong: warning: {path}:{len(lines) + 1}: the last line is cut off (an interrupted judge run); "
+              "skipped it", file=sys.stderr)
+    if repair and cut is not None: os.truncate(path, cut)
+    elif repair and data[-1:] not in (b'', b'\n'):
+        with open(path, 'ab') as f: f.write(b'\n')
+    return found
 
 def _key(rec: dict) -> tuple:
     return (rec['model'], rec['question_id'], rec['turn'], rec.get('answer_sha256'), *rec['judge'], rec.get('prompt_version'))
@@ -400,6 +405,10 @@ def judge(cfg: JudgeConfig, progress: bool = True) -> dict:
     start, cfg = time.time(), _check_config(cfg)
     tasks, missing = _tasks(cfg)
     out = _out_path(cfg); out.parent.mkdir(parents=True, exist_ok=True)
+    if out.is_dir(): raise DataError(f"out {out}: is a folder; expected a judgment file (.jsonl)")
+    with output_lock(out): return _judge_into(out, cfg, tasks, missing, start, progress)
+
+def _judge_into(out: Path, cfg: JudgeConfig, tasks, missing, start, progress) -> dict:
     before = out.stat().st_size if out.exists() else 0
     done = {_key(r): r for _, r in _judgment_lines(out, repair=True)}
     dropped = before - (out.stat().st_size if out.exists() else 0) > 0
@@ -407,6 +416,7 @@ def judge(cfg: JudgeConfig, progress: bool = True) -> dict:
                                                       and 'judge_score' not in done[t.key])]
     asks = lambda t: cfg.judge_violations or not (t.check and t.check['violation'])
     calls, rules = [t for t in todo if asks(t)], [t for t in todo if not asks(t)]
+    backend = _backend(cfg) if calls else None  # before the file is opened: a missing key leaves no empty file behind
     report = {'out': str(out), 'judge': _judge_name(cfg), 'tasks': len(tasks), 'cached': len(tasks) - len(todo),
               'rule_zero': len(rules), 'judged': 0, 'unparsable': 0, 'http_retried': 0, 'failed': 0,
               'not_attempted': 0, 'missing_answers': missing, 'dropped_partial_line': dropped, 'errors': []}
@@ -415,7 +425,7 @@ def judge(cfg: JudgeConfig, progress: bool = True) -> dict:
             f.write(json.dumps(rec, ensure_ascii=False) + '\n'); f.flush()
         for t in rules: write(_judge_task(None, t, cfg))
         if calls:
-            backend, in_a_row = _backend(cfg), 0
+            in_a_row = 0
             with ThreadPoolExecutor(cfg.concurrency) as pool, tqdm(total=len(calls), desc='judge', disable=not progress) as bar:
                 futures = {pool.submit(_judge_task, backend, t, cfg): t for t in calls}
                 try:

@@ -4,13 +4,13 @@
 
 # %% ../nbs/09_mc.ipynb #c004
 from __future__ import annotations
-import csv, io, json, math, os, random, re, secrets, time
+import csv, io, json, math, os, random, re, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from .data import DataError, resolve_source, _stream_lines, _is_hub_name
+from .data import DataError, resolve_source, _stream_lines, _is_hub_name, atomic_file, refuse_existing
 from .tokenizer import load_hf_tokenizer, CJK_RE
 from .embeddings import load_model
 from .train import DTYPES
@@ -273,6 +273,7 @@ class McConfig:
     batch_size: int = 16             # distinct model inputs per forward pass
     seed: int = 0                    # items, distractors, option order and few-shot draws
     out: str = ''                    # results JSON in lm-eval's layout ('' = not written)
+    overwrite: bool = False          # replace an existing out (only a results file that bailong wrote)
     dtype: str = 'auto'              # auto = bfloat16 on a GPU, float32 on the CPU
     device: str = 'auto'             # auto = cuda if available, else cpu
     fields: dict = field(default_factory=dict)  # our names → the source's columns (see FIELDS), e.g. {'answer': 'label'}
@@ -323,12 +324,16 @@ def load_mc_model(src, dtype: str = 'auto', device: str = 'auto'):
     if not src: raise DataError("model: give an HF model directory, a hub id or a .gguf file")
     return load_model(src, dtype=getattr(torch, dtype)).to(device).eval(), load_hf_tokenizer(src)
 
-def _write_json(obj, path):
-    "Write `obj` as JSON; the file appears only when complete."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp-{secrets.token_hex(4)}')
-    try: tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=2) + '\n', encoding='utf-8'); os.replace(tmp, path)
-    finally: tmp.unlink(missing_ok=True)
+def _is_mc_results(path) -> bool:
+    "Whether `path` holds results that `run_mc` wrote: only such a file is replaced, and only with `overwrite`."
+    try: r = json.loads(Path(path).read_text(encoding='utf-8'))
+    except (OSError, ValueError): return False
+    return isinstance(r, dict) and {'results', 'n-samples', 'bailong_version'} <= r.keys()
+
+def _write_json(obj, cfg: McConfig):
+    "Write `obj` as JSON to `cfg.out`; the file appears only when complete."
+    with atomic_file(cfg.out, cfg.overwrite, _is_mc_results, inputs=(cfg.task, cfg.model)) as tmp:
+        tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=2) + '\n', encoding='utf-8')
 
 def mc_results(task: McTask, samples: list[dict], cfg: McConfig, model_name: str, model, start: float) -> dict:
     "The scored samples summed up in lm-eval's results layout, with 95% Wilson intervals."
@@ -364,6 +369,7 @@ def mc_results(task: McTask, samples: list[dict], cfg: McConfig, model_name: str
 def run_mc(cfg: McConfig, model=None, tok=None, progress: bool = False) -> dict:
     "Score `cfg.task` with `cfg.model` (or the `model` and `tok` given) and return lm-eval-style results; written to `cfg.out` if set."
     start, task = time.time(), mc_task(cfg.check())
+    if cfg.out: refuse_existing(cfg.out, cfg.overwrite, _is_mc_results, inputs=(cfg.task, cfg.model))  # before any work
     requests = mc_requests(task, cfg.few_shot, cfg.seed)  # a bad file or too few shots fail before any model loads
     if model is None: model, tok = load_mc_model(cfg.model, cfg.dtype, cfg.device)
     lls = iter(loglikelihoods(model, tok, [p for r in requests for p in r], cfg.batch_size, cfg.padding_side, progress))
@@ -373,7 +379,7 @@ def run_mc(cfg: McConfig, model=None, tok=None, progress: bool = False) -> dict:
         samples.append({'doc_id': i, 'doc': item, 'target': item['answer'], 'arguments': [list(r) for r in reqs],
                         'loglikelihoods': ll, **score_item(ll, task.choices(item), item['answer'])})
     res = mc_results(task, samples, cfg, cfg.model or getattr(model.config, '_name_or_path', type(model).__name__), model, start)
-    if cfg.out: _write_json(res, cfg.out)
+    if cfg.out: _write_json(res, cfg)
     return res
 
 # %% ../nbs/09_mc.ipynb #c051

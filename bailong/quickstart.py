@@ -8,6 +8,7 @@ import copy, json, shutil, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from .data import PrepareConfig, prepare, TokenizeConfig, tokenize_corpus, format_report, sample_path, read_corpus
+from .data import refuse_existing, mark_output
 from .tokenizer import extend_tokenizer, save_extension, tokenizer_stats, smollm2_gguf, load_hf_tokenizer
 from .embeddings import load_model, resize_and_init, bits_per_char, save_model
 from .pretrain import PretrainConfig, pretrain
@@ -155,7 +156,9 @@ STAGES = [('data', stage_data), ('tokenizer', stage_tokenizer), ('embeddings', s
 def quickstart(cfg: QuickstartConfig | None = None) -> dict:
     "Run every stage of the method on the packaged sample; return the summary."
     cfg = cfg or QuickstartConfig()
-    out = Path(cfg.out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(cfg.out)
+    refuse_existing(out, overwrite=True, kind='quickstart')  # its own earlier output is replaced; nothing else is
+    out.mkdir(parents=True, exist_ok=True); mark_output(out, 'quickstart')
     results = {}
     for i, (name, stage) in enumerate(STAGES, 1):
         print(f'\n== [{i}/{len(STAGES)}] {name}: {stage.__doc__}', flush=True)

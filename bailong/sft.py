@@ -625,7 +625,7 @@ def merge(run, out, dtype: str = 'bfloat16', overwrite: bool = False) -> dict:
     run = Path(run)
     if dtype not in DTYPES: raise DataError(f"--dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
     _run_files(run)
-    refuse_existing(out, overwrite)
+    refuse_existing(out, overwrite, 'model', inputs=(run,))
     model, tok, summary, cfg, tied = load_run(run)
     probe = tok.apply_chat_template(PROBE, return_tensors='pt', return_dict=True) if tok.chat_template else tok(PROBE[0]['content'], return_tensors='pt')
     with torch.no_grad(): before = model(**probe).logits
@@ -635,7 +635,7 @@ def merge(run, out, dtype: str = 'bfloat16', overwrite: bool = False) -> dict:
     model.to(getattr(torch, dtype))
     model.generation_config.eos_token_id, model.generation_config.pad_token_id = tok.eos_token_id, tok.pad_token_id
     report = {'run': str(run), 'out': str(out), 'dtype': dtype, 'max_logit_diff': diff, 'tied': is_tied(model), 'vocab': len(tok)}
-    with atomic_dir(out, overwrite) as d:
+    with atomic_dir(out, overwrite, 'model', inputs=(run,)) as d:
         model.save_pretrained(str(d)); tok.save_pretrained(str(d))
         (d/'README.md').write_text(_model_card(run, summary, cfg, report), encoding='utf-8')
         (d/'merge.json').write_text(json.dumps(report, indent=1))

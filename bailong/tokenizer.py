@@ -325,7 +325,7 @@ def _write_sp(proto, base_config: dict, d: Path):
 
 def save_extension(ext: Extension, out, overwrite: bool = False) -> Path:
     "Write the extended tokenizer (HF format) and `extension_report.json` to `out`, atomically."
-    with atomic_dir(out, overwrite) as d:
+    with atomic_dir(out, overwrite, 'tokenizer') as d:
         if ext.proto is not None: _write_sp(ext.proto, ext.base.config, d)
         else:
             (d/'tokenizer.json').write_text(json.dumps(ext.spec, ensure_ascii=False))

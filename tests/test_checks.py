@@ -165,11 +165,13 @@ def test_check_file(tmp_path):
 
 def test_check_file_errors_leave_no_partial_output(tmp_path, monkeypatch):
     out = tmp_path/'checks.jsonl'
-    out.write_text('earlier rows\n', encoding='utf-8')
+    earlier = json.dumps({'question_id': 1, 'turn': 1, 'violation': None}) + '\n'  # an earlier run's rows
+    out.write_text(earlier, encoding='utf-8')
     bad = tmp_path/'bad.jsonl'
     bad.write_text(SMOL['zh'].read_text(encoding='utf-8').splitlines()[0] + '\n{"question_id": 3, "choices": [\n', encoding='utf-8')
-    with pytest.raises(DataError, match=r'bad.jsonl:2'): check_file(ZH_BENCH, bad, out)
-    with pytest.raises(DataError, match='answers to question ids that'): check_file(MT_BENCH, SMOL['zh'], out)
+    with pytest.raises(DataError, match='--overwrite'): check_file(ZH_BENCH, SMOL['zh'], out)
+    with pytest.raises(DataError, match=r'bad.jsonl:2'): check_file(ZH_BENCH, bad, out, overwrite=True)
+    with pytest.raises(DataError, match='answers to question ids that'): check_file(MT_BENCH, SMOL['zh'], out, overwrite=True)
     with pytest.raises(DataError, match='is a directory'): check_file(ZH_BENCH, SMOL['zh'], tmp_path)
     with pytest.raises(DataError, match='is the answer file itself'): check_file(ZH_BENCH, bad, bad)
     calls = []
@@ -178,6 +180,6 @@ def test_check_file_errors_leave_no_partial_output(tmp_path, monkeypatch):
         if len(calls) > 2: raise OSError('No space left on device')
         return json.dumps(*args, **kwargs)
     monkeypatch.setattr(checks.json, 'dumps', failing_dumps)
-    with pytest.raises(OSError): check_file(ZH_BENCH, SMOL['zh'], out)
-    assert out.read_text(encoding='utf-8') == 'earlier rows\n'
+    with pytest.raises(OSError): check_file(ZH_BENCH, SMOL['zh'], out, overwrite=True)
+    assert out.read_text(encoding='utf-8') == earlier
     assert sorted(p.name for p in tmp_path.iterdir()) == ['bad.jsonl', 'checks.jsonl']

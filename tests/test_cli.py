@@ -65,4 +65,10 @@ def test_existing_output_refused_unless_overwrite(tmp_path, sample):
     r = run_cli('data', 'prepare', '--input', small, '--out', out)
     assert r.returncode == 2 and 'already exists' in r.stderr and (out/'keep.txt').exists()
     r = run_cli('data', 'prepare', '--input', small, '--out', out, '--overwrite')
-    assert r.returncode == 0 and not (out/'keep.txt').exists() and (out/'report.json').exists()
+    assert r.returncode == 2 and 'not a bailong prepared corpus output' in r.stderr and (out/'keep.txt').exists()
+    (out/'keep.txt').unlink()
+    r = run_cli('data', 'prepare', '--input', small, '--out', out)
+    assert r.returncode == 0 and (out/'report.json').exists(), r.stderr  # an empty folder is written into
+    (out/'report.json').write_text('{}')
+    r = run_cli('data', 'prepare', '--input', small, '--out', out, '--overwrite')  # its own output: replaced
+    assert r.returncode == 0 and json.loads((out/'report.json').read_text()), r.stderr

@@ -31,12 +31,22 @@ def _shard_bytes(out: Path) -> dict:
     return {p.name: p.read_bytes() for p in sorted((out/'shards').iterdir())}
 
 
+def _processes_of(out: Path) -> list[int]:
+    "PIDs of the processes whose command line names `out`: a run's own process and those it forked."
+    pids = []
+    for p in Path('/proc').iterdir():
+        try:
+            if p.name.isdigit() and str(out).encode() in (p/'cmdline').read_bytes(): pids.append(int(p.name))
+        except OSError: pass
+    return pids
+
+
 def test_killed_tokenize_resumes_and_ends_identical(tmp_path, shards_input):
     tok = sp_tokenizer()
     r = run_cli('data', 'tokenize', '--tokenizer', tok, '--input', shards_input, '--out', tmp_path/'whole')
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'tokens (uint16)' in r.stdout and 'in 6 shards' in r.stdout
-    out, part = tmp_path/'cut', tmp_path/'.cut.partial'
+    out, part = tmp_path/'cut', tmp_path/'.cut.bailong-partial'
     proc = subprocess.Popen(['bailong', 'data', 'tokenize', '--tokenizer', tok, '--input', str(shards_input), '--out', str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     done, deadline = part/'logs'/'completions', time.time() + 300
@@ -44,6 +54,10 @@ def test_killed_tokenize_resumes_and_ends_identical(tmp_path, shards_input):
     assert proc.poll() is None, 'tokenize finished before it could be killed'
     os.kill(proc.pid, signal.SIGKILL); proc.wait()
     assert not out.exists(), 'a killed run must not look finished'
+    deadline = time.time() + 10
+    while (left := _processes_of(out)) and time.time() < deadline: time.sleep(0.1)
+    for pid in left: os.kill(pid, signal.SIGKILL)  # so that a failure here leaves nothing running either
+    assert not left, f'processes of the killed run still alive (its workers must die with it): {left}'
     finished = sorted(p.name for p in done.iterdir())
     assert 0 < len(finished) < 6, finished
     first = part/'shards'/f'{int(finished[0]):05d}_unshuffled.ds'
@@ -55,6 +69,9 @@ def test_killed_tokenize_resumes_and_ends_identical(tmp_path, shards_input):
     timing = ('seconds', 'mb_per_s', 'input')
     manifest = lambda d: {k: v for k, v in json.loads((d/'manifest.json').read_text()).items() if k not in timing}
     assert manifest(out) == manifest(tmp_path/'whole')
+    m = json.loads((out/'manifest.json').read_text())
+    rest = sum(s['text_bytes'] for i, s in enumerate(m['shards']) if i not in {int(f) for f in finished}) / 2**20
+    assert m['mb_per_s'] * m['seconds'] <= rest * 1.1 + 0.1, ('MB/s counts the shards of the killed run', m, rest)
 
 
 def test_tokenize_bad_inputs(tmp_path, shards_input):

@@ -108,5 +108,8 @@ def test_bad_inputs(tmp_path, sp_base, sample, small_corpus):
     r = run_cli('tokenizer', 'extend', '--base', l2, '--corpus', small_corpus, '--add', 100, '--out', taken)
     assert r.returncode == 2 and 'already exists' in r.stderr and (taken/'mine.txt').exists()
     r = run_cli('tokenizer', 'extend', '--base', l2, '--corpus', small_corpus, '--add', 100, '--out', taken, '--overwrite')
-    assert r.returncode == 0 and not (taken/'mine.txt').exists() and (taken/'tokenizer.json').exists()
-    assert not list(tmp_path.glob('.*tmp-*')), 'temporary directories left behind'
+    assert r.returncode == 2 and 'not a bailong tokenizer output' in r.stderr and (taken/'mine.txt').exists()  # not ours
+    (taken/'mine.txt').unlink()
+    r = run_cli('tokenizer', 'extend', '--base', l2, '--corpus', small_corpus, '--add', 100, '--out', taken)
+    assert r.returncode == 0 and (taken/'tokenizer.json').exists(), r.stderr  # an empty folder is written into
+    assert not list(tmp_path.glob('.*tmp-*')) and not list(taken.glob('.*tmp-*')), 'temporary directories left behind'
