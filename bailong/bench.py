@@ -301,11 +301,11 @@ def _hf_backend(cfg: AnswerConfig, todo: list[dict], write, loaded=None):
                 write(q, turns, counts, generation_settings(q['category']))
 
 # what servers put before a key they echo: 'Bearer sk-...', 'Incorrect API key provided: sk-...', '"api_key": "sk-..."'
-_KEY_FORMS = re.compile(r'''(?i)((?:bearer|api.?key[^:=\n]{0,20}[:=])\s*["']?)[^\s"',}]+''')
+_KEY_FORMS = re.compile(r'''(?i)((?:bearer|api.?key[^:=\n]{0,20}[:=])\s*["']?)[\w\-*+/=.~]*[\w\-*+/=~]''')
 
 def redact(text, *secrets: str) -> str:
-    """`text` with every occurrence of each secret's value replaced by [hidden], and whatever follows 'Bearer' or 'api key:'
-    too (a server may echo part of a key). Every error path of the OpenAI-compatible clients (answer, judge) passes here."""
+    """`text` with every occurrence of each secret's value replaced by [hidden], and whatever follows 'Bearer' or
+    'api key:' too (a server may echo part of a key). Every error path of the OpenAI-compatible clients passes here."""
     text = str(text)
     for s in secrets:
         if s and len(s) >= 4: text = text.replace(s, '[hidden]')  # shorter 'keys' (placeholders) would mangle words
@@ -332,7 +332,8 @@ def _openai_backend(cfg: AnswerConfig, todo: list[dict], write):
             if not isinstance(e, openai.OpenAIError): raise
             # the server's message may echo the key: only its redacted text leaves, without the exception chain
             where = f"{cfg.base_url or 'the OpenAI API'}, model {cfg.model!r}"
-            raise DataError(f"{where}: {type(e).__name__}: {redact(e, key)}; the answers so far are kept, run again to go on") from None
+            raise DataError(f"{where}: {type(e).__name__}: {redact(e, key)}; "
+                            "the answers so far are kept, run again to go on") from None
 
 def _vllm_backend(cfg: AnswerConfig, todo: list[dict], write):
     try: from vllm import LLM, SamplingParams

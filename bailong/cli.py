@@ -377,7 +377,8 @@ def _notebooks_parser(sub):
 def build_parser() -> argparse.ArgumentParser:
     "The `bailong` command line: one subcommand per step of the method."
     ap = argparse.ArgumentParser(prog='bailong', description='Bilingual transfer of an English LLM to Traditional Chinese.')
-    ap.add_argument('--debug', action='store_true', help='show the traceback of an error (anywhere in the line; or BAILONG_DEBUG=1)')
+    ap.add_argument('--debug', action='store_true',
+                    help='show the traceback of an error (anywhere in the line; or BAILONG_DEBUG=1)')
     sub = ap.add_subparsers(dest='command', required=True)
     _data_parser(sub); _tokenizer_parser(sub); _embeddings_parser(sub); _train_parser(sub); _merge_parser(sub); _chat_parser(sub); _quickstart_parser(sub)
     _bench_parser(sub); _notebooks_parser(sub)
@@ -385,7 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _looks_local(name: str) -> bool:
     "A model or tokenizer argument that can only be a path: a hub id is `name` or `owner/name`, never these."
-    return name.startswith(('/', './', '../', '~', '.\\')) or name.endswith('.gguf') or name.count('/') > 1 or '\\' in name
+    return (name.startswith(('/', './', '../', '~', '.\\')) or name.endswith('.gguf') or name.count('/') > 1
+            or '\\' in name)
 
 def _is_run(p: Path) -> bool:
     "A `bailong train` output directory (an adapter and the run's own config.json, not a model's)."
@@ -395,17 +397,20 @@ def _check_models(args):
     """Model and tokenizer arguments checked before anything is loaded: a path that does not exist is named as such
     (not the hub's 'Repo id must be...'), and a training run where a model is expected says how to make one."""
     served = getattr(args, 'backend', 'hf') == 'openai'  # then --model is a name on the server
+    action = getattr(args, 'action', None)
+    wants_model = args.command == 'chat' or (args.command == 'bench' and action in ('mc', 'answer'))
     for name in ('model', 'tokenizer', 'base', 'base_tokenizer'):
         value = getattr(args, name, None)
-        if not isinstance(value, str) or not value or value.startswith('bailong:') or (name == 'model' and served): continue
+        if not isinstance(value, str) or not value or value.startswith('bailong:'): continue
+        if name == 'model' and served: continue
         opt = '--' + name.replace('_', '-')
         if _looks_local(value) and not Path(value).expanduser().exists():
             raise DataError(f"{opt} {value}: no such file or directory")
         p = Path(value).expanduser()
-        finished = (p/'summary.json').is_file() and (p/'adapter').is_dir()  # bench answer merges a finished run in memory
-        wants_model = args.command == 'chat' or (args.command == 'bench' and args.action in ('mc', 'answer'))
-        if name == 'model' and wants_model and _is_run(p) and not (args.action == 'answer' and finished):
-            raise DataError(f"{opt} {value}: this is a training run; merge it first: bailong merge {shlex.quote(value)} --out DIR")
+        finished = (p/'summary.json').is_file() and (p/'adapter').is_dir()  # bench answer merges a finished run itself
+        if name == 'model' and wants_model and _is_run(p) and not (action == 'answer' and finished):
+            raise DataError(f"{opt} {value}: this is a training run; merge it first: "
+                            f"bailong merge {shlex.quote(value)} --out DIR")
 
 def _one_line(e: BaseException) -> str:
     "An error as one line: a system error names its path(s) and the system's reason."
@@ -420,8 +425,8 @@ def _secrets(args) -> list[str]:
     return [os.environ[env]] if env and os.environ.get(env) else []
 
 def main(argv=None) -> int:
-    """Entry point of the `bailong` command. Bad input (a path, an option) ends with a one-line error and exit status 2,
-    any other error with one line and status 1, Ctrl-C with status 130; `--debug` (or BAILONG_DEBUG=1) shows tracebacks."""
+    """Entry point of the `bailong` command. Bad input (a path, an option) ends with a one-line error and exit status
+    2, any other error with one line and status 1, Ctrl-C with 130; `--debug` (or BAILONG_DEBUG=1) shows tracebacks."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = '--debug' in argv or os.environ.get('BAILONG_DEBUG', '') not in ('', '0')
     args = build_parser().parse_args([a for a in argv if a != '--debug'])  # --debug is accepted anywhere in the line

@@ -31,8 +31,8 @@ _RANGES = {'>0': (lambda v: v > 0, 'a number above 0'), '>=0': (lambda v: v >= 0
           '[0,1]': (lambda v: 0 <= v <= 1, 'between 0 and 1'), '(0,1]': (lambda v: 0 < v <= 1, 'above 0 and at most 1')}
 
 def _check_numbers(cfg, rules: dict) -> None:
-    """Raise a `DataError` naming the first field of `cfg` whose number is outside its range. `rules` maps field names to
-    a key of `_RANGES`; a field that `cfg` lacks, or that is None (meaning 'all' or 'the default'), is not checked."""
+    """Raise a `DataError` naming the first field of `cfg` whose number is outside its range. `rules` maps field
+    names to a key of `_RANGES`; a field that `cfg` lacks, or that is None ('all', 'the default'), is not checked."""
     for name, rule in rules.items():
         value = getattr(cfg, name, None)
         if value is None: continue

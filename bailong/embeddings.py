@@ -248,8 +248,8 @@ class CompareConfig:
     tie: bool | None = None            # True: tie an untied model first, as Bailong did (None: keep it as it is)
 
     def __post_init__(self):
-        _check_numbers(self, {'steps': '>=0', 'lr': '>0', 'distill_steps': '>=1', 'distill_lr': '>0', 'batch_size': '>=1',
-                             'eval_texts': '>=1', 'max_tokens': '>=1', 'seed': '>=0'})
+        _check_numbers(self, {'steps': '>=0', 'lr': '>0', 'distill_steps': '>=1', 'distill_lr': '>0',
+                              'batch_size': '>=1', 'eval_texts': '>=1', 'max_tokens': '>=1', 'seed': '>=0'})
 
 def compare_inits(model, base_tok, new_tok, eval_texts, train_texts, cfg: CompareConfig | None = None, progress=print) -> dict:
     "Bits/char at step 0 and after `cfg.steps` embedding-only steps, for the base and every init method."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04a_train.ipynb #c004
 from __future__ import annotations
-import contextlib, json, os, random, shlex, signal, sys, tempfile, threading, time, types, typing
+import contextlib, json, os, random, re, shlex, signal, sys, tempfile, threading, time, types, typing
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import numpy as np
@@ -418,8 +418,10 @@ def _rng_state():
     "Every RNG's state as tensors, numbers and lists only, so that `torch.load(..., weights_only=True)` reads it back."
     version, mt, pos = random.getstate()
     name, keys, npos, has_gauss, gauss = np.random.get_state()
-    return {'python': [version, list(mt), pos], 'numpy': [name, torch.from_numpy(keys.astype(np.int64)), npos, has_gauss, gauss],
-            'torch': torch.get_rng_state(), 'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    keys = torch.from_numpy(keys.astype(np.int64))  # a tensor, not a numpy array (weights_only refuses those)
+    return {'python': [version, list(mt), pos], 'numpy': [name, keys, npos, has_gauss, gauss],
+            'torch': torch.get_rng_state(), 'cuda': cuda}
 
 def _set_rng_state(s):
     version, mt, pos = s['python']
@@ -452,9 +454,10 @@ def load_checkpoint(ckpt: Path, model, opt, sched, scaler=None) -> dict:
     # would run whatever code a planted file names
     try: blob = torch.load(path, weights_only=True)
     except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"{path}: refused to load: not a bailong checkpoint of tensors and plain values (tampered, untrusted, "
-                        f"truncated or from an older bailong; {first[:200]})") from None
+        named = re.search(r'(?i)unsupported (?:global:? )?GLOBAL (\S+)', str(e))  # what a full unpickle would run
+        why = f"it names {named.group(1)}" if named else f"{type(e).__name__}: {str(e).strip()[:120]}"
+        raise DataError(f"{path}: refused to load: not a bailong checkpoint of tensors and plain values only "
+                        f"(tampered, untrusted, truncated or from an older bailong; {why}); nothing ran") from None
     if not isinstance(blob, dict) or not {'optimizer', 'scheduler', 'rng', 'state'} <= blob.keys():
         raise DataError(f"{path}: not a bailong checkpoint (expected optimizer, scheduler, rng and state)")
     opt.load_state_dict(blob['optimizer']); sched.load_state_dict(blob['scheduler']); _set_rng_state(blob['rng'])
@@ -519,7 +522,8 @@ def _truncate_metrics(path: Path, step: int):
         path.write_text(''.join(l + '\n' for l in keep))
 
 def _check_out(out: Path, resume: bool):
-    if out.exists() and not out.is_dir(): raise DataError(f"--out {out}: an existing file; a run writes a directory, choose another --out")
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out}: an existing file; a run writes a directory, choose another --out")
     if not resume and out.exists() and any(out.iterdir()):
         raise DataError(f"output {out} already exists and is not empty; resume it (--resume) or choose another --out")
     try: out.mkdir(parents=True, exist_ok=True); (out/'.write-test').touch(); (out/'.write-test').unlink()
@@ -549,8 +553,8 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 @contextlib.contextmanager
 def _stop_after_step(enabled: bool):
-    """While training, the first Ctrl-C (SIGINT) only sets `requested`: the loop reads it after a whole step, so that the
-    checkpoint it saves then is exact. A second Ctrl-C interrupts at once. Signals reach only the main thread of a process,
+    """While training, the first Ctrl-C (SIGINT) only sets `requested`: the loop reads it after a whole step, so
+    that the checkpoint it saves then is exact. A second Ctrl-C interrupts at once. Signals reach only the main thread,
     and several processes would have to agree on the step, so elsewhere Ctrl-C stays Python's KeyboardInterrupt."""
     flag = types.SimpleNamespace(requested=False)
     if not enabled or threading.current_thread() is not threading.main_thread():
@@ -558,14 +562,15 @@ def _stop_after_step(enabled: bool):
     def handler(signum, frame):
         if flag.requested: raise KeyboardInterrupt
         flag.requested = True
-        print('\nCtrl-C: saving a checkpoint when this step ends (press Ctrl-C again to stop at once, unsaved)', file=sys.stderr)
+        print('\nCtrl-C: saving a checkpoint when this step ends (Ctrl-C again: stop now, unsaved)', file=sys.stderr)
     previous = signal.signal(signal.SIGINT, handler)
     try: yield flag
     finally: signal.signal(signal.SIGINT, previous)
 
 def _interrupted(out: Path, task: Task, step: int, ckpt) -> TrainingInterrupted:
     resume = f"bailong train {task.name} --resume {shlex.quote(str(out))}"
-    if ckpt is None: return TrainingInterrupted(f"interrupted before the first step ended, nothing saved; start again with: {resume}")
+    if ckpt is None:
+        return TrainingInterrupted(f"interrupted before the first step ended, nothing saved; start again: {resume}")
     return TrainingInterrupted(f"interrupted at step {step}, checkpoint saved in {ckpt}; continue with: {resume}")
 
 def train(cfg: TrainConfig, task: Task, resume: bool = False, progress: bool = True) -> dict | None:
