@@ -21,8 +21,8 @@ __all__ = ['EMBEDDING_MODES', 'OPTIMIZERS', 'DTYPES', 'SINKS', 'SMALL', 'TINY', 
            'load_config', 'check_config', 'main_process_first', 'tiny_llama', 'keep_4bit_differentiable',
            'load_base_model', 'wrap_model', 'build_model', 'adapt_base', 'autocast', 'mixed_precision', 'fuse_kernels',
            'ReadingOrder', 'block_order', 'LMLoss', 'build_optimizer', 'loss_scaler', 'optimizer_step',
-           'save_checkpoint', 'latest_checkpoint', 'load_checkpoint', 'MetricSinks', 'Task', 'TrainingInterrupted',
-           'train', 'export', 'plot_metrics', 'follow']
+           'save_checkpoint', 'latest_checkpoint', 'read_trainer_state', 'load_checkpoint', 'MetricSinks', 'Task',
+           'TrainingInterrupted', 'train', 'export', 'plot_metrics', 'follow']
 
 # %% ../nbs/04a_train.ipynb #c007
 EMBEDDING_MODES = ('full', 'lora', 'new-rows', 'frozen')
@@ -445,11 +445,9 @@ def latest_checkpoint(run_dir) -> Path | None:
     found = sorted((Path(run_dir)/'checkpoints').glob('step-*'))
     return found[-1] if found else None
 
-def load_checkpoint(ckpt: Path, model, opt, sched, scaler=None) -> dict:
-    "Restore what `save_checkpoint` wrote into a freshly built run; returns the run's position (`state`)."
-    from peft import set_peft_model_state_dict, load_peft_weights
-    set_peft_model_state_dict(model, load_peft_weights(str(ckpt/'adapter')))
-    path = ckpt/'trainer.pt'
+def read_trainer_state(ckpt: Path) -> dict:
+    "The optimizer, schedule, RNG and position a checkpoint saved, read without running anything the file names."
+    path = Path(ckpt)/'trainer.pt'
     # weights_only: tensors, numbers and plain containers only. A checkpoint travels between people, and a full unpickle
     # would run whatever code a planted file names
     try: blob = torch.load(path, weights_only=True)
@@ -460,6 +458,13 @@ def load_checkpoint(ckpt: Path, model, opt, sched, scaler=None) -> dict:
                         f"(tampered, untrusted, truncated or from an older bailong; {why}); nothing ran") from None
     if not isinstance(blob, dict) or not {'optimizer', 'scheduler', 'rng', 'state'} <= blob.keys():
         raise DataError(f"{path}: not a bailong checkpoint (expected optimizer, scheduler, rng and state)")
+    return blob
+
+def load_checkpoint(ckpt: Path, model, opt, sched, scaler=None) -> dict:
+    "Restore what `save_checkpoint` wrote into a freshly built run; returns the run's position (`state`)."
+    from peft import set_peft_model_state_dict, load_peft_weights
+    blob = read_trainer_state(ckpt)
+    set_peft_model_state_dict(model, load_peft_weights(str(ckpt/'adapter')))
     opt.load_state_dict(blob['optimizer']); sched.load_state_dict(blob['scheduler']); _set_rng_state(blob['rng'])
     if scaler and blob.get('scaler'): scaler.load_state_dict(blob['scaler'])
     return blob['state']
@@ -581,6 +586,8 @@ def train(cfg: TrainConfig, task: Task, resume: bool = False, progress: bool = T
     existed = out.exists()
     if main: _check_out(out, resume)
     _barrier()
+    # a checkpoint that is refused (or broken) fails now, not after the model has loaded
+    if resume and (ckpt := latest_checkpoint(out)): read_trainer_state(ckpt)
     random.seed(cfg.seed); np.random.seed(cfg.seed); torch.manual_seed(cfg.seed)
     with tempfile.TemporaryDirectory() as work:
         try:
