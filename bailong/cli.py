@@ -8,6 +8,7 @@ import argparse, importlib.resources, inspect, json, os, re, shlex, shutil, sys,
 from dataclasses import fields, MISSING
 from pathlib import Path
 from .data import DataError, PrepareConfig, prepare, TokenizeConfig, tokenize_corpus, format_report, read_corpus, resolve_source, atomic_dir, refuse_existing
+from .data import _missing_local
 from .tokenizer import ExtendConfig, extend_tokenizer, save_extension, tokenizer_stats
 from .embeddings import METHODS, DISTILL, CompareConfig, distill_init, compare_inits, load_model, plot_compare, resize_and_init, save_model
 from .tokenizer import load_hf_tokenizer
@@ -384,11 +385,6 @@ def build_parser() -> argparse.ArgumentParser:
     _bench_parser(sub); _notebooks_parser(sub)
     return ap
 
-def _looks_local(name: str) -> bool:
-    "A model or tokenizer argument that can only be a path: a hub id is `name` or `owner/name`, never these."
-    return (name.startswith(('/', './', '../', '~', '.\\')) or name.endswith('.gguf') or name.count('/') > 1
-            or '\\' in name)
-
 def _is_run(p: Path) -> bool:
     "A `bailong train` output directory (an adapter and the run's own config.json, not a model's)."
     return p.is_dir() and ((p/'adapter').is_dir() or (p/'checkpoints').is_dir() or (p/'metrics.jsonl').is_file())
@@ -404,7 +400,7 @@ def _check_models(args):
         if not isinstance(value, str) or not value or value.startswith('bailong:'): continue
         if name == 'model' and served: continue
         opt = '--' + name.replace('_', '-')
-        if _looks_local(value) and not Path(value).expanduser().exists():
+        if _missing_local(value):  # said here: the hub would answer 'Repo id must be...'
             raise DataError(f"{opt} {value}: no such file or directory")
         p = Path(value).expanduser()
         finished = (p/'summary.json').is_file() and (p/'adapter').is_dir()  # bench answer merges a finished run itself

@@ -154,6 +154,12 @@ def _is_hub_name(source: str) -> bool:
     return source.startswith('hf:') or (re.fullmatch(r'[\w.-]+/[\w.-]+', source) is not None
                                         and not source.endswith(TEXT_SUFFIXES))
 
+def _missing_local(name: str) -> bool:
+    "A model or tokenizer argument that can only be a path (a hub id is `name` or `owner/name`) and does not exist."
+    local = (name.startswith(('/', './', '../', '~', '.\\')) or name.endswith('.gguf') or name.count('/') > 1
+             or '\\' in name)
+    return local and not Path(name).expanduser().exists()
+
 def resolve_source(source):
     "`bailong:NAME` names a file packaged with bailong (`sample_path(NAME)`), so configs work wherever bailong is installed."
     return sample_path(source.removeprefix('bailong:')) if isinstance(source, str) and source.startswith('bailong:') else source

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
-from .data import DataError, atomic_dir, _check_numbers
+from .data import DataError, atomic_dir, _check_numbers, _missing_local
 from .tokenizer import load_hf_tokenizer, smollm2_gguf, extend_tokenizer, save_extension
 from .embeddings import load_model, resize_and_init, new_token_ids, is_tied, tie_embeddings, METHODS, DISTILL
 
@@ -141,6 +141,9 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
                                  ('init', cfg.init, METHODS), ('quant_type', cfg.quant_type, ('nf4', 'fp4'))]:
         if value not in allowed: raise DataError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
     _check_numbers(cfg, _RANGES)
+    for name in ('model', 'base_tokenizer', 'tokenizer'):  # said here: the hub would answer 'Repo id must be...'
+        if (value := getattr(cfg, name)) and not value.startswith('bailong:') and _missing_local(value):
+            raise DataError(f"{name}={value!r}: no such file or directory")
     for name in ('compute_dtype', 'trainable_dtype'):
         if getattr(cfg, name) not in DTYPES: raise DataError(f"{name}={getattr(cfg, name)!r}: expected one of {', '.join(DTYPES)}")
     if cfg.compute_dtype == 'float32' and cfg.trainable_dtype != 'float32':

@@ -79,6 +79,11 @@ def test_missing_model_path_is_named_before_the_hub_is_asked(tmp_path, args):
     assert rc == 2 and f'{p}: no such file or directory' in err and 'Repo id' not in err, err
 
 
+def test_missing_model_in_a_train_config_is_named(tmp_path):
+    rc, err = cli('train', 'pretrain', '--set', 'corpus=[x.txt]', '--set', f'model={tmp_path}/no/model')
+    assert rc == 2 and f"model='{tmp_path}/no/model': no such file or directory" in err, err
+
+
 def test_oserror_is_one_line_naming_the_path(tmp_path):
     (tmp_path/'adir').mkdir()
     rc, err = cli('train', 'pretrain', '--config', tmp_path/'adir')
