@@ -401,7 +401,7 @@ def _check_models(args):
         if name == 'model' and served: continue
         opt = '--' + name.replace('_', '-')
         if _missing_local(value):  # said here: the hub would answer 'Repo id must be...'
-            raise DataError(f"{opt} {value}: no such file or directory")
+            raise DataError(f"{opt} {value}: not found (no such file or directory)")
         p = Path(value).expanduser()
         finished = (p/'summary.json').is_file() and (p/'adapter').is_dir()  # bench answer merges a finished run itself
         if name == 'model' and wants_model and _is_run(p) and not (action == 'answer' and finished):

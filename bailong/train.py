@@ -143,7 +143,7 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
     _check_numbers(cfg, _RANGES)
     for name in ('model', 'base_tokenizer', 'tokenizer'):  # said here: the hub would answer 'Repo id must be...'
         if (value := getattr(cfg, name)) and not value.startswith('bailong:') and _missing_local(value):
-            raise DataError(f"{name}={value!r}: no such file or directory")
+            raise DataError(f"{name}={value!r}: not found (no such file or directory)")
     for name in ('compute_dtype', 'trainable_dtype'):
         if getattr(cfg, name) not in DTYPES: raise DataError(f"{name}={getattr(cfg, name)!r}: expected one of {', '.join(DTYPES)}")
     if cfg.compute_dtype == 'float32' and cfg.trainable_dtype != 'float32':

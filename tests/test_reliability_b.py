@@ -76,12 +76,12 @@ def test_training_run_where_a_model_is_expected(tmp_path, args):
 def test_missing_model_path_is_named_before_the_hub_is_asked(tmp_path, args):
     p = str(tmp_path/'no'/'such-model')
     rc, err = cli(*[a.format(p=p) for a in args])
-    assert rc == 2 and f'{p}: no such file or directory' in err and 'Repo id' not in err, err
+    assert rc == 2 and f'{p}: not found (no such file or directory)' in err and 'Repo id' not in err, err
 
 
 def test_missing_model_in_a_train_config_is_named(tmp_path):
     rc, err = cli('train', 'pretrain', '--set', 'corpus=[x.txt]', '--set', f'model={tmp_path}/no/model')
-    assert rc == 2 and f"model='{tmp_path}/no/model': no such file or directory" in err, err
+    assert rc == 2 and f"model='{tmp_path}/no/model': not found (no such file or directory)" in err, err
 
 
 def test_oserror_is_one_line_naming_the_path(tmp_path):
