@@ -303,13 +303,14 @@ def _hf_backend(cfg: AnswerConfig, todo: list[dict], write, loaded=None):
 # what servers put before a key they echo: 'Bearer sk-...', 'Incorrect API key provided: sk-...', '"api_key": "sk-..."'
 _KEY_FORMS = re.compile(r'''(?i)((?:bearer|api.?key[^:=\n]{0,20}[:=])\s*["']?)[\w\-*+/=.~]*[\w\-*+/=~]''')
 
-def redact(text, *secrets: str) -> str:
+def redact(text, *secrets: str, echoes: bool = True) -> str:
     """`text` with every occurrence of each secret's value replaced by [hidden], and whatever follows 'Bearer' or
-    'api key:' too (a server may echo part of a key). Every error path of the OpenAI-compatible clients passes here."""
+    'api key:' too (a server may echo part of a key; `echoes=False` leaves those). Every error path of the
+    OpenAI-compatible clients passes here."""
     text = str(text)
     for s in secrets:
         if s and len(s) >= 4: text = text.replace(s, '[hidden]')  # shorter 'keys' (placeholders) would mangle words
-    return _KEY_FORMS.sub(r'\1[hidden]', text)
+    return _KEY_FORMS.sub(r'\1[hidden]', text) if echoes else text
 
 def _openai_backend(cfg: AnswerConfig, todo: list[dict], write):
     import openai

@@ -426,7 +426,8 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = '--debug' in argv or os.environ.get('BAILONG_DEBUG', '') not in ('', '0')
     args = build_parser().parse_args([a for a in argv if a != '--debug'])  # --debug is accepted anywhere in the line
-    say = lambda text: print(f"bailong: {redact(text, *_secrets(args))}", file=sys.stderr)
+    # the keys' values, wherever they are (bailong's own messages name options like api_key_env: left as they are)
+    say = lambda text: print(f"bailong: {redact(text, *_secrets(args), echoes=False)}", file=sys.stderr)
     try:
         _check_models(args)
         return args.func(args) or 0

@@ -158,7 +158,7 @@ class OpenAIJudge:
         if not key and base_url is None:
             raise DataError(f"api_key_env: the environment variable {api_key_env} is not set; the OpenAI API needs a key "
                             "(or give base_url for a local server, which accepts any)")
-        self.model, self.base_url, self._key = model, base_url, key or ''
+        self.model, self.base_url, self.api_key_env = model, base_url, api_key_env  # the name only: no key in vars()
         self._client = openai.OpenAI(api_key=key or 'local', base_url=base_url, max_retries=max_retries, timeout=timeout,
                                      http_client=_http_client())
 
@@ -168,9 +168,9 @@ class OpenAIJudge:
         import openai
         try: r = self._client.chat.completions.create(model=self.model, messages=messages, max_tokens=max_tokens, temperature=temperature)
         except openai.APIStatusError as e:  # some servers echo (part of) a rejected key: keep it out of reports
-            raise JudgeHTTPError(redact(e.message, self._key)) from None
+            raise JudgeHTTPError(redact(e.message, os.environ.get(self.api_key_env, ''))) from None
         except openai.OpenAIError as e:  # connection errors, timeouts: their text passes the same redaction
-            raise JudgeHTTPError(f"{type(e).__name__}: {redact(e, self._key)}") from None
+            raise JudgeHTTPError(f"{type(e).__name__}: {redact(e, os.environ.get(self.api_key_env, ''))}") from None
         return r.choices[0].message.content or ''
 
 # %% ../nbs/08_judge.ipynb #c101
