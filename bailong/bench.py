@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_bench.ipynb #c004
 from __future__ import annotations
-import json, os, threading, time, uuid
+import json, os, re, threading, time, uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +18,7 @@ from .train import DTYPES
 # %% auto #0
 __all__ = ['QUESTION_FIELDS', 'PACKAGED_SETS', 'TEMPERATURE_CONFIG', 'BACKENDS', 'to_question', 'read_questions',
            'generation_settings', 'prepare_tokenizer', 'load_answer_model', 'generate_loop', 'generate_batched',
-           'answer_turns', 'answer_id', 'answer_record', 'read_answers', 'AnswerConfig', 'answer']
+           'answer_turns', 'answer_id', 'answer_record', 'read_answers', 'AnswerConfig', 'redact', 'answer']
 
 # %% ../nbs/06_bench.ipynb #c008
 QUESTION_FIELDS = ('question_id', 'category', 'turns', 'reference')
@@ -300,9 +300,22 @@ def _hf_backend(cfg: AnswerConfig, todo: list[dict], write, loaded=None):
             for q, turns, counts in zip(batch, *answer_turns(batch, gen, cfg.system_prompt)):
                 write(q, turns, counts, generation_settings(q['category']))
 
+# what servers put before a key they echo: 'Bearer sk-...', 'Incorrect API key provided: sk-...', '"api_key": "sk-..."'
+_KEY_FORMS = re.compile(r'''(?i)((?:bearer|api.?key[^:=\n]{0,20}[:=])\s*["']?)[\w\-*+/=.~]*[\w\-*+/=~]''')
+
+def redact(text, *secrets: str, echoes: bool = True) -> str:
+    """`text` with every occurrence of each secret's value replaced by [hidden], and whatever follows 'Bearer' or
+    'api key:' too (a server may echo part of a key; `echoes=False` leaves those). Every error path of the
+    OpenAI-compatible clients passes here."""
+    text = str(text)
+    for s in secrets:
+        if s and len(s) >= 4: text = text.replace(s, '[hidden]')  # shorter 'keys' (placeholders) would mangle words
+    return _KEY_FORMS.sub(r'\1[hidden]', text) if echoes else text
+
 def _openai_backend(cfg: AnswerConfig, todo: list[dict], write):
-    from openai import OpenAI
-    client = OpenAI(base_url=cfg.base_url or None, api_key=os.environ.get(cfg.api_key_env) or 'EMPTY', max_retries=5)
+    import openai
+    key = os.environ.get(cfg.api_key_env) or ''
+    client = openai.OpenAI(base_url=cfg.base_url or None, api_key=key or 'EMPTY', max_retries=5)
     def one(q):
         s = generation_settings(q['category'])
         def gen(convs, _qs):
@@ -315,9 +328,13 @@ def _openai_backend(cfg: AnswerConfig, todo: list[dict], write):
         futures = [pool.submit(one, q) for q in todo]
         try:
             for f in as_completed(futures): f.result()
-        except BaseException:
+        except BaseException as e:
             for f in futures: f.cancel()  # what is answered stays written; a rerun does the rest
-            raise
+            if not isinstance(e, openai.OpenAIError): raise
+            # the server's message may echo the key: only its redacted text leaves, without the exception chain
+            where = f"{cfg.base_url or 'the OpenAI API'}, model {cfg.model!r}"
+            raise DataError(f"{where}: {type(e).__name__}: {redact(e, key)}; "
+                            "the answers so far are kept, run again to go on") from None
 
 def _vllm_backend(cfg: AnswerConfig, todo: list[dict], write):
     try: from vllm import LLM, SamplingParams

@@ -4,10 +4,11 @@
 
 # %% ../nbs/90_cli.ipynb #c002
 from __future__ import annotations
-import argparse, importlib.resources, inspect, json, re, shlex, shutil, sys, typing
+import argparse, importlib.resources, inspect, json, os, re, shlex, shutil, sys, typing
 from dataclasses import fields, MISSING
 from pathlib import Path
 from .data import DataError, PrepareConfig, prepare, TokenizeConfig, tokenize_corpus, format_report, read_corpus, resolve_source, atomic_dir, refuse_existing
+from .data import _missing_local
 from .tokenizer import ExtendConfig, extend_tokenizer, save_extension, tokenizer_stats
 from .embeddings import METHODS, DISTILL, CompareConfig, distill_init, compare_inits, load_model, plot_compare, resize_and_init, save_model
 from .tokenizer import load_hf_tokenizer
@@ -15,7 +16,7 @@ from .train import load_config, DTYPES
 from .pretrain import PretrainConfig, pretrain
 from .sft import SftConfig, sft, merge, load_chat_model, chat_loop, HELP
 from .quickstart import QuickstartConfig, quickstart
-from .bench import AnswerConfig, answer
+from .bench import AnswerConfig, answer, redact
 from .checks import check_file
 from .judge import JudgeConfig, JudgeError, judge, results_table, plot_radar, plot_bars
 from .mc import McConfig, run_mc
@@ -61,6 +62,7 @@ def cmd_tokenizer_stats(args):
 
 def cmd_embeddings_init(args):
     "`bailong embeddings init`: resize a model to the extended tokenizer, initialise the new rows, save it."
+    CompareConfig(distill_steps=args.distill_steps, distill_lr=args.distill_lr, seed=args.seed)  # checks the numbers
     inputs = (args.model, args.base_tokenizer, args.tokenizer, args.text)
     refuse_existing(args.out, args.overwrite, 'model', inputs)
     if args.method == DISTILL and not args.text:
@@ -122,6 +124,7 @@ def cmd_merge(args):
 
 def cmd_chat(args):
     "`bailong chat`: a multi-turn chat with a merged model in the terminal."
+    if args.max_new_tokens < 1: raise DataError(f"--max-new-tokens {args.max_new_tokens}: expected 1 or more")
     model, tok = load_chat_model(args.model)
     chat_loop(model, tok, system=args.system, max_new_tokens=args.max_new_tokens)
 
@@ -379,18 +382,68 @@ def _notebooks_parser(sub):
 def build_parser() -> argparse.ArgumentParser:
     "The `bailong` command line: one subcommand per step of the method."
     ap = argparse.ArgumentParser(prog='bailong', description='Bilingual transfer of an English LLM to Traditional Chinese.')
+    ap.add_argument('--debug', action='store_true',
+                    help='show the traceback of an error (anywhere in the line; or BAILONG_DEBUG=1)')
     sub = ap.add_subparsers(dest='command', required=True)
     _data_parser(sub); _tokenizer_parser(sub); _embeddings_parser(sub); _train_parser(sub); _merge_parser(sub); _chat_parser(sub); _quickstart_parser(sub)
     _bench_parser(sub); _notebooks_parser(sub)
     return ap
 
+def _is_run(p: Path) -> bool:
+    "A `bailong train` output directory (an adapter and the run's own config.json, not a model's)."
+    return p.is_dir() and ((p/'adapter').is_dir() or (p/'checkpoints').is_dir() or (p/'metrics.jsonl').is_file())
+
+def _check_models(args):
+    """Model and tokenizer arguments checked before anything is loaded: a path that does not exist is named as such
+    (not the hub's 'Repo id must be...'), and a training run where a model is expected says how to make one."""
+    served = getattr(args, 'backend', 'hf') == 'openai'  # then --model is a name on the server
+    action = getattr(args, 'action', None)
+    wants_model = args.command == 'chat' or (args.command == 'bench' and action in ('mc', 'answer'))
+    for name in ('model', 'tokenizer', 'base', 'base_tokenizer'):
+        value = getattr(args, name, None)
+        if not isinstance(value, str) or not value or value.startswith('bailong:'): continue
+        if name == 'model' and served: continue
+        opt = '--' + name.replace('_', '-')
+        if _missing_local(value):  # said here: the hub would answer 'Repo id must be...'
+            raise DataError(f"{opt} {value}: not found (no such file or directory)")
+        p = Path(value).expanduser()
+        finished = (p/'summary.json').is_file() and (p/'adapter').is_dir()  # bench answer merges a finished run itself
+        if name == 'model' and wants_model and _is_run(p) and not (action == 'answer' and finished):
+            raise DataError(f"{opt} {value}: this is a training run; merge it first: "
+                            f"bailong merge {shlex.quote(value)} --out DIR")
+
+def _one_line(e: BaseException) -> str:
+    "An error as one line: a system error names its path(s) and the system's reason."
+    if isinstance(e, OSError) and e.strerror and e.filename:
+        return f"{e.filename}{' -> ' + str(e.filename2) if e.filename2 else ''}: {e.strerror}"
+    text = str(e) or type(e).__name__
+    return text if isinstance(e, (DataError, OSError)) else f"{type(e).__name__}: {text}"
+
+def _secrets(args) -> list[str]:
+    "The values of the API keys this command reads, to keep out of every message it prints."
+    env = getattr(args, 'api_key_env', None)
+    return [os.environ[env]] if env and os.environ.get(env) else []
+
 def main(argv=None) -> int:
-    "Entry point of the `bailong` command; bad input ends with a one-line error and exit status 2."
-    args = build_parser().parse_args(argv)
-    try: return args.func(args) or 0
-    except (DataError, FileNotFoundError) as e:
-        print(f'bailong: error: {e}', file=sys.stderr); return 2
-    return 0
+    """Entry point of the `bailong` command. Bad input (a path, an option) ends with a one-line error and exit status
+    2, any other error with one line and status 1, Ctrl-C with 130; `--debug` (or BAILONG_DEBUG=1) shows tracebacks."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = '--debug' in argv or os.environ.get('BAILONG_DEBUG', '') not in ('', '0')
+    args = build_parser().parse_args([a for a in argv if a != '--debug'])  # --debug is accepted anywhere in the line
+    # the keys' values, wherever they are (bailong's own messages name options like api_key_env: left as they are)
+    say = lambda text: print(f"bailong: {redact(text, *_secrets(args), echoes=False)}", file=sys.stderr)
+    try:
+        _check_models(args)
+        return args.func(args) or 0
+    except KeyboardInterrupt as e:
+        if debug: raise
+        say(str(e) or 'interrupted'); return 130
+    except (OSError, ValueError) as e:  # DataError is a ValueError: the input's fault, said in one line
+        if debug: raise
+        say(f"error: {_one_line(e)}"); return 2
+    except Exception as e:
+        if debug: raise
+        say(f"error: {_one_line(e)} (run again with --debug for the traceback)"); return 1
 
 # %% ../nbs/90_cli.ipynb #c014
 #| eval: false

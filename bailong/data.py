@@ -27,6 +27,21 @@ __all__ = ['TEXT_SUFFIXES', 'COMPRESSED', 'CJK_RE', 'SCRIPTS', 'OUTPUT_MARK', 'D
 class DataError(ValueError):
     "A corpus or argument that bailong cannot use; the message names the file or argument and what was expected."
 
+_RANGES = {'>0': (lambda v: v > 0, 'a number above 0'), '>=0': (lambda v: v >= 0, '0 or more'),
+          '>=1': (lambda v: v >= 1, '1 or more'), '[0,1)': (lambda v: 0 <= v < 1, 'at least 0 and below 1'),
+          '[0,1]': (lambda v: 0 <= v <= 1, 'between 0 and 1'), '(0,1]': (lambda v: 0 < v <= 1, 'above 0 and at most 1')}
+
+def _check_numbers(cfg, rules: dict) -> None:
+    """Raise a `DataError` naming the first field of `cfg` whose number is outside its range. `rules` maps field
+    names to a key of `_RANGES`; a field that `cfg` lacks, or that is None ('all', 'the default'), is not checked."""
+    for name, rule in rules.items():
+        value = getattr(cfg, name, None)
+        if value is None: continue
+        ok, expected = _RANGES[rule]
+        # NaN fails every comparison, so `not ok(v)` refuses it too; a bool is not a count
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value):
+            raise DataError(f"{name}={value!r}: expected {expected}")
+
 def shared_path(rel: str) -> Path:
     "Path of `rel` in the folder named by `$BAILONG_SHARED`: larger data that bailong does not ship."
     root = os.environ.get('BAILONG_SHARED')
@@ -82,7 +97,8 @@ def _stream_lines(path, errors: str):
                 except UnicodeDecodeError as e:
                     if errors == 'strict':
                         raise DataError(f"{path}:{i}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
-                                        "fix the file or pass errors='skip' to drop such lines") from None
+                                        "fix the file, or drop such lines: bailong data prepare --errors skip "
+                                        "(read_corpus(..., errors='skip') in Python)") from None
                     yield i, None
     except (OSError, EOFError) as e:
         if isinstance(e, FileNotFoundError): raise
@@ -138,6 +154,12 @@ def _stream_hf(source, text_field, split):
 def _is_hub_name(source: str) -> bool:
     return source.startswith('hf:') or (re.fullmatch(r'[\w.-]+/[\w.-]+', source) is not None
                                         and not source.endswith(TEXT_SUFFIXES))
+
+def _missing_local(name: str) -> bool:
+    "A model or tokenizer argument that can only be a path (a hub id is `name` or `owner/name`) and does not exist."
+    local = (name.startswith(('/', './', '../', '~', '.\\')) or name.endswith('.gguf') or name.count('/') > 1
+             or '\\' in name)
+    return local and not Path(name).expanduser().exists()
 
 def resolve_source(source):
     "`bailong:NAME` names a file packaged with bailong (`sample_path(NAME)`), so configs work wherever bailong is installed."
@@ -304,6 +326,10 @@ class PrepareConfig:
     seed: int = 0
     workers: int = 1             # processes on this machine
     tasks: int = 0               # units of work (0 = one per input file): the output depends on it, not on workers
+
+    def __post_init__(self):
+        _check_numbers(self, {'min_chars': '>=0', 'near_dup_threshold': '(0,1]', 'valid_frac': '[0,1)', 'seed': '>=0',
+                             'workers': '>=1', 'tasks': '>=0'})
 
 # %% ../nbs/00_data.ipynb #c041
 def prepare_corpus(cfg: PrepareConfig, progress: bool = True):
@@ -784,6 +810,8 @@ class TokenizeConfig:
     valid_texts: int = 1000      # held-out texts copied for the evaluation during training
     text_field: str = 'text'
     batch_size: int = 1000       # documents per tokenizer call
+
+    def __post_init__(self): _check_numbers(self, {'workers': '>=1', 'valid_texts': '>=0', 'batch_size': '>=1'})
 
 def _split_files(inp: str):
     "(train files, held-out files) of a prepared corpus, or (corpus files, []) of anything else."

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import torch
 import torch.nn.functional as F
-from .data import DataError, atomic_dir
+from .data import DataError, atomic_dir, _check_numbers
 from .tokenizer import gguf_cached
 
 # %% auto #0
@@ -246,6 +246,10 @@ class CompareConfig:
     max_tokens: int = 1024
     seed: int = 0
     tie: bool | None = None            # True: tie an untied model first, as Bailong did (None: keep it as it is)
+
+    def __post_init__(self):
+        _check_numbers(self, {'steps': '>=0', 'lr': '>0', 'distill_steps': '>=1', 'distill_lr': '>0',
+                              'batch_size': '>=1', 'eval_texts': '>=1', 'max_tokens': '>=1', 'seed': '>=0'})
 
 def compare_inits(model, base_tok, new_tok, eval_texts, train_texts, cfg: CompareConfig | None = None, progress=print) -> dict:
     "Bits/char at step 0 and after `cfg.steps` embedding-only steps, for the base and every init method."

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from tqdm.auto import tqdm
-from .data import DataError, resolve_source, output_lock
-from .bench import PACKAGED_SETS, read_questions, read_answers, _RECORD_START
+from .data import DataError, resolve_source, output_lock, _check_numbers
+from .bench import PACKAGED_SETS, read_questions, read_answers, _RECORD_START, redact
 from .checks import check_answers, simplified_chars, text_language
 
 # %% auto #0
@@ -146,10 +146,8 @@ def _http_client():
     client._transport = _TracingTransport(client._transport)
     return client
 
-_KEY_ECHO = re.compile(r'(?i)(api.key[^:]{0,20}:)\s*\S+')
-
 class JudgeHTTPError(RuntimeError):
-    "The judge's server answered with an error status, after the client's retries."
+    "The judge's server answered with an error status, or could not be reached, after the client's retries."
 
 class OpenAIJudge:
     "A judge behind an OpenAI-compatible chat endpoint; its key is read from the environment variable `api_key_env`."
@@ -160,7 +158,7 @@ class OpenAIJudge:
         if not key and base_url is None:
             raise DataError(f"api_key_env: the environment variable {api_key_env} is not set; the OpenAI API needs a key "
                             "(or give base_url for a local server, which accepts any)")
-        self.model, self.base_url = model, base_url
+        self.model, self.base_url, self.api_key_env = model, base_url, api_key_env  # the name only: no key in vars()
         self._client = openai.OpenAI(api_key=key or 'local', base_url=base_url, max_retries=max_retries, timeout=timeout,
                                      http_client=_http_client())
 
@@ -170,7 +168,9 @@ class OpenAIJudge:
         import openai
         try: r = self._client.chat.completions.create(model=self.model, messages=messages, max_tokens=max_tokens, temperature=temperature)
         except openai.APIStatusError as e:  # some servers echo (part of) a rejected key: keep it out of reports
-            raise JudgeHTTPError(_KEY_ECHO.sub(r'\1 [hidden]', e.message)) from None
+            raise JudgeHTTPError(redact(e.message, os.environ.get(self.api_key_env, ''))) from None
+        except openai.OpenAIError as e:  # connection errors, timeouts: their text passes the same redaction
+            raise JudgeHTTPError(f"{type(e).__name__}: {redact(e, os.environ.get(self.api_key_env, ''))}") from None
         return r.choices[0].message.content or ''
 
 # %% ../nbs/08_judge.ipynb #c101
@@ -298,6 +298,7 @@ class JudgeConfig:
 
 def _check_config(cfg: JudgeConfig) -> JudgeConfig:
     if isinstance(cfg.answers, (str, Path)): cfg = replace(cfg, answers=[cfg.answers])
+    _check_numbers(cfg, {'limit': '>=1'})  # None judges every question; 0 or -1 would silently judge all but a few
     if not cfg.answers: raise DataError("answers: give at least one FastChat model_answer file")
     if cfg.backend not in ('openai', 'hf'): raise DataError(f"backend={cfg.backend!r}: expected 'openai' or 'hf'")
     if cfg.prompt not in PROMPT_CHOICES: raise DataError(f"prompt={cfg.prompt!r}: expected one of {', '.join(PROMPT_CHOICES)}")

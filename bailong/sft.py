@@ -154,7 +154,8 @@ def _gather(items, source, skip_bad: bool):
         read += 1
         if not isinstance(item, _Bad): convs.append(item); continue
         if not skip_bad:
-            raise DataError(f"{where}: {item.detail}; pass skip_bad=True (--skip-bad) to skip and count such conversations")
+            raise DataError(f"{where}: {item.detail}; set skip_bad (on the command line: --set skip_bad=true) "
+                            "to skip and count such conversations")
         reasons[item.reason] += 1
         if len(examples) < 3: examples.append(f'{where}: {item.detail}')
     if not convs: raise DataError(f"{source}: no usable conversation" + (f" ({read} skipped: {dict(reasons)})" if read else ''))

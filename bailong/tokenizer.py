@@ -9,7 +9,7 @@ from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import sentencepiece as spm
 from tqdm.auto import tqdm
-from .data import DataError, CJK_RE, read_corpus, clean_corpus, dedup_exact, atomic_dir, _opencc
+from .data import DataError, CJK_RE, read_corpus, clean_corpus, dedup_exact, atomic_dir, _opencc, _check_numbers
 
 # %% auto #0
 __all__ = ['ZH_PIECE', 'SUPPORTED_KINDS', 'TOKENIZER_FILES', 'corpus_docs', 'zh_lexicon', 'char_ranking', 'ExtendConfig',
@@ -68,6 +68,8 @@ class ExtendConfig:
     def __post_init__(self):
         if self.method not in ('bailong', 'naive'): raise DataError(f"method={self.method!r}: expected 'bailong' or 'naive'")
         if self.n_new < 1: raise DataError(f"n_new={self.n_new}: expected a positive number of pieces to add")
+        _check_numbers(self, {'char_share': '[0,1]', 'max_chars': '>=0', 'n_prefixed': '>=0', 'lexicon_chars': '>=0',
+                             'lexicon_power': '>0', 'max_piece_chars': '>=1', 'threads': '>=1'})
 
 # %% ../nbs/01_tokenizer.ipynb #c026
 def lexicon_share(docs, cfg: ExtendConfig) -> float:

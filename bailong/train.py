@@ -4,7 +4,7 @@
 
 # %% ../nbs/04a_train.ipynb #c004
 from __future__ import annotations
-import contextlib, json, os, random, tempfile, time, typing
+import contextlib, json, os, random, re, shlex, signal, sys, tempfile, threading, time, types, typing
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import numpy as np
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 from tqdm.auto import tqdm
-from .data import DataError, atomic_dir
+from .data import DataError, atomic_dir, _check_numbers, _missing_local
 from .tokenizer import load_hf_tokenizer, smollm2_gguf, extend_tokenizer, save_extension
 from .embeddings import load_model, resize_and_init, new_token_ids, is_tied, tie_embeddings, METHODS, DISTILL
 
@@ -21,8 +21,8 @@ __all__ = ['EMBEDDING_MODES', 'OPTIMIZERS', 'DTYPES', 'SINKS', 'SMALL', 'TINY', 
            'load_config', 'check_config', 'main_process_first', 'tiny_llama', 'keep_4bit_differentiable',
            'load_base_model', 'wrap_model', 'build_model', 'adapt_base', 'autocast', 'mixed_precision', 'fuse_kernels',
            'ReadingOrder', 'block_order', 'LMLoss', 'build_optimizer', 'loss_scaler', 'optimizer_step',
-           'save_checkpoint', 'latest_checkpoint', 'load_checkpoint', 'MetricSinks', 'Task', 'train', 'export',
-           'plot_metrics', 'follow']
+           'save_checkpoint', 'latest_checkpoint', 'read_trainer_state', 'load_checkpoint', 'MetricSinks', 'Task',
+           'TrainingInterrupted', 'train', 'export', 'plot_metrics', 'follow']
 
 # %% ../nbs/04a_train.ipynb #c007
 EMBEDDING_MODES = ('full', 'lora', 'new-rows', 'frozen')
@@ -124,6 +124,14 @@ def load_config(cls, path=None, sets=(), **overrides):
     data |= dict(parse_set(cls, s) for s in sets)
     return check_config(cls(**{**data, **{k: v for k, v in overrides.items() if v is not None}}))
 
+# every number a run reads, with the range where it means something (PyTorch checks only the optimizer's default lr,
+# not each group's: lr=-1 would train uphill); the subclasses' fields (pre-training, SFT) are here too
+_RANGES = {'extend_tokenizer': '>=0', 'block_size': '>=1', 'loss_chunk': '>=0', 'lora_r': '>=1', 'lora_alpha': '>0',
+           'lora_dropout': '[0,1)', 'lr': '>0', 'embedding_lr': '>0', 'weight_decay': '>=0', 'warmup_steps': '>=0',
+           'micro_batch': '>=1', 'grad_accum': '>=1', 'max_grad_norm': '>0', 'steps': '>=1', 'eval_every': '>=0',
+           'save_every': '>=0', 'log_every': '>=1', 'seed': '>=0', 'valid_frac': '[0,1)', 'eval_texts': '>=0',
+           'eval_conversations': '>=0'}
+
 def check_config(cfg: TrainConfig) -> TrainConfig:
     "Raise a clear error for a setting that cannot work (then the run's own checks, `cfg.check()`, when it has them)."
     if cfg.init == DISTILL:  # it needs text and the base model's hidden states: a step before training, not a rule
@@ -132,15 +140,16 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
     for name, value, allowed in [('embedding_mode', cfg.embedding_mode, EMBEDDING_MODES), ('optimizer', cfg.optimizer, OPTIMIZERS),
                                  ('init', cfg.init, METHODS), ('quant_type', cfg.quant_type, ('nf4', 'fp4'))]:
         if value not in allowed: raise DataError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
-    for name in ('block_size', 'micro_batch', 'grad_accum', 'steps', 'lora_r'):
-        if getattr(cfg, name) < 1: raise DataError(f"{name}={getattr(cfg, name)}: expected a positive integer")
+    _check_numbers(cfg, _RANGES)
+    for name in ('model', 'base_tokenizer', 'tokenizer'):  # said here: the hub would answer 'Repo id must be...'
+        if (value := getattr(cfg, name)) and not value.startswith('bailong:') and _missing_local(value):
+            raise DataError(f"{name}={value!r}: not found (no such file or directory)")
     for name in ('compute_dtype', 'trainable_dtype'):
         if getattr(cfg, name) not in DTYPES: raise DataError(f"{name}={getattr(cfg, name)!r}: expected one of {', '.join(DTYPES)}")
     if cfg.compute_dtype == 'float32' and cfg.trainable_dtype != 'float32':
         raise DataError(f"trainable_dtype={cfg.trainable_dtype!r} needs compute_dtype bfloat16 or float16 (float32 compute would mix dtypes)")
     if cfg.compute_dtype == 'float16' and cfg.trainable_dtype != 'float32':  # GradScaler unscales float32 gradients only
         raise DataError(f"trainable_dtype={cfg.trainable_dtype!r} with compute_dtype 'float16': loss scaling needs float32 trained parameters (trainable_dtype: float32)")
-    if cfg.loss_chunk < 0: raise DataError(f"loss_chunk={cfg.loss_chunk}: expected 0 (off) or a positive number of tokens")
     if bad := [s for s in cfg.report_to if s not in SINKS]: raise DataError(f"report_to={bad[0]!r}: expected any of {', '.join(SINKS)}")
     if hasattr(cfg, 'check'): cfg.check()
     return cfg
@@ -409,11 +418,20 @@ def optimizer_step(cfg: TrainConfig, model, opt, sched, scaler) -> bool:
 
 # %% ../nbs/04a_train.ipynb #c032
 def _rng_state():
-    return {'python': random.getstate(), 'numpy': np.random.get_state(), 'torch': torch.get_rng_state(),
-            'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+    "Every RNG's state as tensors, numbers and lists only, so that `torch.load(..., weights_only=True)` reads it back."
+    version, mt, pos = random.getstate()
+    name, keys, npos, has_gauss, gauss = np.random.get_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    keys = torch.from_numpy(keys.astype(np.int64))  # a tensor, not a numpy array (weights_only refuses those)
+    return {'python': [version, list(mt), pos], 'numpy': [name, keys, npos, has_gauss, gauss],
+            'torch': torch.get_rng_state(), 'cuda': cuda}
 
 def _set_rng_state(s):
-    random.setstate(s['python']); np.random.set_state(s['numpy']); torch.set_rng_state(s['torch'])
+    version, mt, pos = s['python']
+    random.setstate((version, tuple(mt), pos))
+    name, keys, npos, has_gauss, gauss = s['numpy']
+    np.random.set_state((name, keys.numpy().astype(np.uint32), npos, has_gauss, gauss))
+    torch.set_rng_state(s['torch'])
     if s['cuda'] is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s['cuda'])
 
 def save_checkpoint(run_dir, model, opt, sched, state: dict, scaler=None) -> Path:
@@ -430,11 +448,26 @@ def latest_checkpoint(run_dir) -> Path | None:
     found = sorted((Path(run_dir)/'checkpoints').glob('step-*'))
     return found[-1] if found else None
 
+def read_trainer_state(ckpt: Path) -> dict:
+    "The optimizer, schedule, RNG and position a checkpoint saved, read without running anything the file names."
+    path = Path(ckpt)/'trainer.pt'
+    # weights_only: tensors, numbers and plain containers only. A checkpoint travels between people, and a full unpickle
+    # would run whatever code a planted file names
+    try: blob = torch.load(path, weights_only=True)
+    except Exception as e:
+        named = re.search(r'(?i)unsupported (?:global:? )?GLOBAL (\S+)', str(e))  # what a full unpickle would run
+        why = f"it names {named.group(1)}" if named else f"{type(e).__name__}: {str(e).strip()[:120]}"
+        raise DataError(f"{path}: refused to load: not a bailong checkpoint of tensors and plain values only "
+                        f"(tampered, untrusted, truncated or from an older bailong; {why}); nothing ran") from None
+    if not isinstance(blob, dict) or not {'optimizer', 'scheduler', 'rng', 'state'} <= blob.keys():
+        raise DataError(f"{path}: not a bailong checkpoint (expected optimizer, scheduler, rng and state)")
+    return blob
+
 def load_checkpoint(ckpt: Path, model, opt, sched, scaler=None) -> dict:
     "Restore what `save_checkpoint` wrote into a freshly built run; returns the run's position (`state`)."
     from peft import set_peft_model_state_dict, load_peft_weights
+    blob = read_trainer_state(ckpt)
     set_peft_model_state_dict(model, load_peft_weights(str(ckpt/'adapter')))
-    blob = torch.load(ckpt/'trainer.pt', weights_only=False)
     opt.load_state_dict(blob['optimizer']); sched.load_state_dict(blob['scheduler']); _set_rng_state(blob['rng'])
     if scaler and blob.get('scaler'): scaler.load_state_dict(blob['scaler'])
     return blob['state']
@@ -497,6 +530,8 @@ def _truncate_metrics(path: Path, step: int):
         path.write_text(''.join(l + '\n' for l in keep))
 
 def _check_out(out: Path, resume: bool):
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out}: an existing file; a run writes a directory, choose another --out")
     if not resume and out.exists() and any(out.iterdir()):
         raise DataError(f"output {out} already exists and is not empty; resume it (--resume) or choose another --out")
     try: out.mkdir(parents=True, exist_ok=True); (out/'.write-test').touch(); (out/'.write-test').unlink()
@@ -521,6 +556,31 @@ class _LivePlot:
         if self.handle: self.handle.update(self.fig)
         else: from IPython.display import display; self.handle = display(self.fig, display_id=True)
 
+class TrainingInterrupted(KeyboardInterrupt):
+    "Ctrl-C during training, raised after the step under way finished and was saved; the message says how to go on."
+
+@contextlib.contextmanager
+def _stop_after_step(enabled: bool):
+    """While training, the first Ctrl-C (SIGINT) only sets `requested`: the loop reads it after a whole step, so
+    that the checkpoint it saves then is exact. A second Ctrl-C interrupts at once. Signals reach only the main thread,
+    and several processes would have to agree on the step, so elsewhere Ctrl-C stays Python's KeyboardInterrupt."""
+    flag = types.SimpleNamespace(requested=False)
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield flag; return
+    def handler(signum, frame):
+        if flag.requested: raise KeyboardInterrupt
+        flag.requested = True
+        print('\nCtrl-C: saving a checkpoint when this step ends (Ctrl-C again: stop now, unsaved)', file=sys.stderr)
+    previous = signal.signal(signal.SIGINT, handler)
+    try: yield flag
+    finally: signal.signal(signal.SIGINT, previous)
+
+def _interrupted(out: Path, task: Task, step: int, ckpt) -> TrainingInterrupted:
+    resume = f"bailong train {task.name} --resume {shlex.quote(str(out))}"
+    if ckpt is None:
+        return TrainingInterrupted(f"interrupted before the first step ended, nothing saved; start again: {resume}")
+    return TrainingInterrupted(f"interrupted at step {step}, checkpoint saved in {ckpt}; continue with: {resume}")
+
 def train(cfg: TrainConfig, task: Task, resume: bool = False, progress: bool = True) -> dict | None:
     "Run `task` as configured; returns its summary (also written to `out/summary.json`; None in processes other than 0)."
     check_config(cfg)
@@ -529,6 +589,8 @@ def train(cfg: TrainConfig, task: Task, resume: bool = False, progress: bool = T
     existed = out.exists()
     if main: _check_out(out, resume)
     _barrier()
+    # a checkpoint that is refused (or broken) fails now, not after the model has loaded
+    if resume and (ckpt := latest_checkpoint(out)): read_trainer_state(ckpt)
     random.seed(cfg.seed); np.random.seed(cfg.seed); torch.manual_seed(cfg.seed)
     with tempfile.TemporaryDirectory() as work:
         try:
@@ -557,7 +619,7 @@ def train(cfg: TrainConfig, task: Task, resume: bool = False, progress: bool = T
             if metrics.exists(): rows = [json.loads(l) for l in metrics.read_text().splitlines()]
         live = _LivePlot() if main and progress and _in_notebook() else None
         bar = tqdm(total=cfg.steps, initial=state['step'], desc=task.name, disable=not (progress and main))
-        with open(metrics, 'a') if main else contextlib.nullcontext() as f:
+        with open(metrics, 'a') if main else contextlib.nullcontext() as f, _stop_after_step(world == 1) as ctrl_c:
             if main and state['step'] == 0 and cfg.eval_every: _log(f, {'step': 0, **task.evaluate(model, tok, cfg)}, rows, sinks)
             t0, tokens0 = time.perf_counter(), state['tokens']
             while state['step'] < cfg.steps:
@@ -579,6 +641,11 @@ def train(cfg: TrainConfig, task: Task, resume: bool = False, progress: bool = T
                     _log(f, {'step': state['step'], **task.evaluate(model, tok, cfg)}, rows, sinks)
                 if main and cfg.save_every and state['step'] % cfg.save_every == 0: save_checkpoint(out, model, opt, sched, state, scaler)
                 if live: live(rows)
+                if ctrl_c.requested:
+                    saved = cfg.save_every and state['step'] % cfg.save_every == 0  # saved just above
+                    ckpt = latest_checkpoint(out) if saved else save_checkpoint(out, model, opt, sched, state, scaler)
+                    bar.close()
+                    raise _interrupted(out, task, state['step'], ckpt)
         bar.close()
         if live: live(rows, force=True)
         summary = export(cfg, task, model, tok, src, new_ids) if main else None
