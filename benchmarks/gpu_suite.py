@@ -243,7 +243,7 @@ def main(argv=None):
     py, bench = sys.executable, ROOT / 'benchmarks'
     vllm = cuda and has_vllm()
     no_vllm = 'dry run: vLLM needs CUDA' if dry else 'vLLM is not importable (too large to carry; --install pypi)'
-    # the dry run's caps only stop a hang: it takes about 2 min of CPU time, but 7 on a 2-core machine at load 13
+    # the dry run's caps only stop a hang: it takes about 2.2 min of CPU time, 8 min on 2 cores at a load of 15
     cap = lambda name: CAPS[name] if cuda else {'quickstart': 480}.get(name, 300)
     log = open(out / 'gpu_suite.log', 'w', encoding='utf-8')
 
