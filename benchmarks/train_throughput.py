@@ -24,16 +24,26 @@ import torch
 SHAPES = {
     'cpu-small': dict(hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4,
                       vocab_size=8192, max_position_embeddings=1024, seq=256, batch=2, r=16, chunk=0),
+    # a few seconds a variant: the CPU dry run of benchmarks/gpu_suite.py
+    'tiny': dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+                 vocab_size=2048, max_position_embeddings=256, seq=64, batch=2, r=8, chunk=0),
     'llama2-7b': dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
                       vocab_size=59241, max_position_embeddings=4096, seq=2048, batch=2, r=128, chunk=4096),
 }
-# bailong variants: PretrainConfig settings, and the micro-batches to time in one process
+# bailong variants: PretrainConfig settings, and the micro-batches to time in one process. The -sft variants train as
+# examples/sft_llama2_7b.yaml does (LoRA on the embeddings and head too), against the peer recipe without
+# modules_to_save; -compile compiles each decoder layer and -ckpt28 leaves the last 4 of 32 layers un-checkpointed (both
+# untried levers, off by default). cuda_cfg applies on a GPU only, so the same variant also runs on the CPU.
 VARIANTS = {
     'peer': {},
+    'peer-sft': dict(peer_sft=True),
     'bailong': dict(cfg=dict(trainable_dtype='float32')),
     'bailong-bf16': dict(cfg=dict(trainable_dtype='bfloat16'), gpu_only=True),
     'bailong-fused': dict(cfg=dict(trainable_dtype='float32', fused_kernels=True), batches=(2, 4), gpu_only=True),
     'bailong-bf16-fused': dict(cfg=dict(trainable_dtype='bfloat16', fused_kernels=True), batches=(2, 4), gpu_only=True),
+    'bailong-sft': dict(cfg=dict(trainable_dtype='float32', embedding_mode='lora'), cuda_cfg=dict(fused_kernels=True)),
+    'bailong-bf16-fused-compile': dict(cfg=dict(trainable_dtype='bfloat16', fused_kernels=True), compile=True, gpu_only=True),
+    'bailong-bf16-fused-ckpt28': dict(cfg=dict(trainable_dtype='bfloat16', fused_kernels=True), no_ckpt_last=4, gpu_only=True),
 }
 
 
@@ -76,14 +86,14 @@ def write_model(shape: dict, dev: str, dtype) -> Path:
     return d
 
 
-def peer_model(d, shape, dev, dtype):
+def peer_model(d, shape, dev, dtype, sft=False):
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='nf4', bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype)
     model = AutoModelForCausalLM.from_pretrained(d, quantization_config=q, dtype=dtype, device_map={'': dev})
     model = prepare_model_for_kbit_training(model)
     model = get_peft_model(model, LoraConfig(r=shape['r'], lora_alpha=2 * shape['r'], lora_dropout=0.05, target_modules='all-linear',
-                                             modules_to_save=['embed_tokens', 'lm_head'], task_type='CAUSAL_LM'))
+                                             modules_to_save=None if sft else ['embed_tokens', 'lm_head'], task_type='CAUSAL_LM'))
     if dev == 'cpu':
         from bailong.train import keep_4bit_differentiable
         keep_4bit_differentiable(model)  # or the CPU kernel drops LoRA gradients (see the training-engine chapter)
@@ -92,9 +102,9 @@ def peer_model(d, shape, dev, dtype):
 
 def bailong_model(d, shape, dev, dtype, settings):
     from bailong.train import TrainConfig, load_base_model, wrap_model, LMLoss, autocast
-    cfg = TrainConfig(model=str(d), compute_dtype=str(dtype).split('.')[-1], block_size=shape['seq'],
-                         lora_r=shape['r'], lora_alpha=2 * shape['r'], lora_dropout=0.05, embedding_mode='full',
-                         gradient_checkpointing=True, loss_chunk=shape['chunk'], **settings)
+    cfg = TrainConfig(**{**dict(model=str(d), compute_dtype=str(dtype).split('.')[-1], block_size=shape['seq'], lora_r=shape['r'],
+                                lora_alpha=2 * shape['r'], lora_dropout=0.05, embedding_mode='full', gradient_checkpointing=True,
+                                loss_chunk=shape['chunk']), **settings})
     model = wrap_model(cfg, load_base_model(cfg, str(d), dev), [])
     loss = LMLoss(model, cfg.loss_chunk)
     def step(x):
@@ -102,13 +112,23 @@ def bailong_model(d, shape, dev, dtype, settings):
     return model, step
 
 
+def levers(model, v: dict):
+    "The untried levers: compile each decoder layer; stop checkpointing the last `no_ckpt_last` layers (more memory, less recompute)."
+    from transformers.modeling_layers import GradientCheckpointingLayer
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    for layer in layers[len(layers) - v.get('no_ckpt_last', 0):]: layer.gradient_checkpointing = False
+    if v.get('compile'):
+        for layer in layers: layer.compile()
+
+
 def child(args):
     "Build one variant, time it, print one RESULT line."
     shape, dev = SHAPES[args.shape], 'cuda' if torch.cuda.is_available() else 'cpu'
     dtype, v = (torch.bfloat16 if dev == 'cuda' else torch.float32), VARIANTS[args.variant]
     t = time.perf_counter(); torch.manual_seed(0)
-    if args.variant == 'peer': model, step = peer_model(args.model_dir, shape, dev, dtype)
-    else: model, step = bailong_model(args.model_dir, shape, dev, dtype, v['cfg'])
+    if args.variant.startswith('peer'): model, step = peer_model(args.model_dir, shape, dev, dtype, v.get('peer_sft', False))
+    else: model, step = bailong_model(args.model_dir, shape, dev, dtype, {**v['cfg'], **(v.get('cuda_cfg', {}) if dev == 'cuda' else {})})
+    levers(model, v)
     model.train()  # from_pretrained leaves eval mode, where gradient checkpointing and dropout are off
     params = [p for p in model.parameters() if p.requires_grad]
     if dev == 'cuda':
@@ -156,13 +176,14 @@ def versions() -> dict:
 
 
 def table(results: list, peak: float, fpt: float) -> str:
-    "Markdown table; ratios are against the peer's first run in the same invocation."
+    "Markdown table; ratios are against the peer's first run (peer-sft's for -sft rows) in the same invocation."
     runs = [(r['variant'], run) for r in results for run in (r['runs'] or [{'error': r.get('error', '?')}])]
-    peer = next((run for name, run in runs if name == 'peer' and 'tokens_per_s' in run), None)
+    base = lambda sft: next((run for name, run in runs if name == ('peer-sft' if sft else 'peer') and 'tokens_per_s' in run), None)
     mem = 'peak_gb' if any('peak_gb' in run for _, run in runs) else 'peak_rss_gb'
     lines = [f"| variant | B | tokens/s | × peer | MFU | {mem} | × peer mem | first loss | last loss |", '|' + '---|' * 9]
     for name, run in runs:
         if 'error' in run: lines.append(f"| {name} | {run.get('batch', '')} | {run['error'][:80]} | | | | | | |"); continue
+        peer = base(name.endswith('-sft'))  # SFT settings against the peer's SFT recipe
         ratio = f"{run['tokens_per_s'] / peer['tokens_per_s']:.2f}" if peer else '–'
         mratio = f"{run[mem] / peer[mem]:.2f}" if peer else '–'
         lines.append(f"| {name} | {run['batch']} | {run['tokens_per_s']:,.0f} | {ratio} | {run['tokens_per_s'] * fpt / peak:.1%} | "
