@@ -16,7 +16,8 @@ the corpus with and without the lexicon). Prints a table, then writes JSON.
 With --general (issue 23): the extensions learn from the general corpus's documents dated before 2025 (each in a fresh
 process: wall time and peak RSS), and are measured on the GSD dev sentences (gold words per token, counted as the paper
 does with `tokenizer.tokenize`), on a 5 % sample of the 2025 documents (characters per token), on English (ids as the
-base's: MT-Bench and the packaged English) and for exact round trips; then SmolLM2 + 4,000 merges from the whole folder.
+base's: MT-Bench and the packaged English, less the few texts that quote Chinese), for exact round trips, and where
+the GSD tokens go (by kind: digits, a bare leading '▁', punctuation, Latin, Chinese pieces by length); then SmolLM2 + 4,000 merges from the whole folder.
     python benchmarks/tokenizer_efficiency.py --general --ablation --json benchmarks/results/tokenizer_general.json
 """
 import argparse, json, os, sys, tempfile, time
@@ -106,26 +107,31 @@ def extend_in_child(base, corpus, n, changes, out):
 
 
 def general_measure(name, tok, base_tok, ud, held, english, seconds=None, rss=None):
-    "GSD words/token, held-out chars/token, English ids as the base's, exact round trips; `tok` encodes without specials."
+    "GSD words/token, held-out chars/token, English ids as the base's, exact round trips (encoding without specials)."
     enc = lambda s: tok.encode(s, add_special_tokens=False)
     words = sum(len(r['gold_tokens']) for r in ud)
     texts = [r['text'] for r in ud] + held + english
     return {'tokenizer': name, 'vocab': len(tok),
             'gsd_words_per_token': words / sum(len(tok.tokenize(r['text'])) for r in ud),
             'heldout_chars_per_token': sum(map(len, held)) / sum(len(enc(s)) for s in held),
-            'english_unchanged': sum(enc(s) == base_tok.encode(s, add_special_tokens=False) for s in english) / len(english),
+            'english_unchanged': sum(enc(s) == base_tok.encode(s, add_special_tokens=False) for s in english)
+                                 / len(english),
             'round_trips': sum(tok.decode(enc(s)) == s for s in texts) / len(texts),
-            'extend_seconds': seconds, 'peak_rss_gib': rss}
+            'extend_seconds': seconds, 'peak_rss_gib': rss, 'where_tokens_go': where_tokens_go(tok, ud)}
 
 
 def where_tokens_go(tok, ud) -> dict:
-    "GSD dev tokens by kind (a bare leading '▁', digits, Latin, byte fallback, CJK pieces by length, other) and gold words by kind."
+    "GSD dev tokens by kind (bare leading '▁', digits, Latin, byte fallback, CJK pieces by length, other); gold words by kind."
     import re
-    kind = lambda p: ('bare ▁' if p == '▁' else 'byte' if re.fullmatch(r'<0x..>', p) else 'digit' if re.fullmatch(r'▁?\d+', p)
-                      else 'latin' if re.fullmatch(r'▁?[A-Za-z]+', p) else f'cjk{min(len(p.lstrip("▁")), 4)}' if CJK.search(p)
-                      else 'punctuation/other')
-    gold = lambda w: ('cjk' if CJK.search(w) else 'digit' if re.search(r'\d', w) else 'latin' if re.search('[A-Za-z]', w)
-                      else 'punctuation/other')
+    def kind(p):
+        if p == '▁': return 'bare ▁'
+        if re.fullmatch(r'<0x..>', p): return 'byte'
+        if re.fullmatch(r'▁?\d+', p): return 'digit'
+        if re.fullmatch(r'▁?[A-Za-z]+', p): return 'latin'
+        return f'cjk{min(len(p.lstrip("▁")), 4)}' if CJK.search(p) else 'punctuation/other'
+    def gold(w):
+        if CJK.search(w): return 'cjk'
+        return 'digit' if re.search(r'\d', w) else 'latin' if re.search('[A-Za-z]', w) else 'punctuation/other'
     tokens, words = {}, {}
     for r in ud:
         for p in tok.tokenize(r['text']): tokens[kind(p)] = tokens.get(kind(p), 0) + 1
@@ -142,6 +148,7 @@ def general(args):
     ud = [json.loads(l) for l in sample_path('ud_gsd_dev.jsonl').read_text(encoding='utf-8').splitlines()]
     english = [t for l in sample_path('bench/mt_bench/question.jsonl').read_text().splitlines() for t in json.loads(l)['turns']]
     english += read_corpus(sample_path('en_zh_tw_sample.jsonl'), text_field='en')
+    english = [s for s in english if not CJK.search(s)]  # a few English texts quote Chinese, which new pieces may take
     rows = []
     with tempfile.TemporaryDirectory() as d:
         d = Path(d); corpus = d/'train.jsonl'
@@ -149,22 +156,18 @@ def general(args):
         base_tok = load_hf_tokenizer(base)
         rows.append(general_measure('Llama 2', base_tok, base_tok, ud, held, english))
         runs = [(f'general +{n}', n, {}) for n in args.sizes]
-        if args.breakdown: runs = runs[-1:]
         if args.ablation: runs += [(name, max(args.sizes), ch) for name, ch in GENERAL_ABLATIONS]
         for name, n, changes in runs:
             sec, rss = extend_in_child(base, corpus, n, changes, d/name.replace(' ', '_'))
             tok = load_hf_tokenizer(d/name.replace(' ', '_'))
             rows.append(general_measure(name, tok, base_tok, ud, held, english, sec, rss) | {'changes': changes})
-            if args.breakdown: rows[-1]['where_tokens_go'] = where_tokens_go(tok, ud); break
             print(f'  {name}: {sec:.0f} s, {rss:.2f} GiB', file=sys.stderr, flush=True)
-        if args.breakdown: rows[0]['where_tokens_go'] = where_tokens_go(base_tok, ud)
         # the byte-level family on the whole folder, as the issue's command runs it (2025 included: timing only)
-        if not args.breakdown:
-            smol = smollm2_gguf(); smol_tok = load_hf_tokenizer(smol)
-            rows.append(general_measure('SmolLM2', smol_tok, smol_tok, ud, held, english))
-            sec, rss = extend_in_child(smol, folder, 4000, {}, d/'smol')
-            rows.append(general_measure('SmolLM2 +4000 (whole folder)', load_hf_tokenizer(d/'smol'), smol_tok, ud, held,
-                                        english, sec, rss) | {'changes': {}})
+        smol = smollm2_gguf(); smol_tok = load_hf_tokenizer(smol)
+        rows.append(general_measure('SmolLM2', smol_tok, smol_tok, ud, held, english))
+        sec, rss = extend_in_child(smol, folder, 4000, {}, d/'smol')
+        rows.append(general_measure('SmolLM2 +4000 (whole folder)', load_hf_tokenizer(d/'smol'), smol_tok, ud, held,
+                                    english, sec, rss) | {'changes': {}})
     print(f"{'tokenizer':<40}{'vocab':>7}{'GSD words/tok':>15}{'2025 chars/tok':>16}{'EN same':>9}{'round trip':>12}"
           f"{'s':>6}{'GiB':>6}")
     for r in rows:
@@ -186,7 +189,6 @@ def main(argv=None):
     ap.add_argument('--json', default='tokenizer_efficiency.json')
     ap.add_argument('--base', help='SentencePiece model file or directory (default: sentencepiece_base())')
     ap.add_argument('--corpus', help='zh-TW corpus (default: $BAILONG_SHARED/data/zh_tw/corpus.txt, else the packaged sample)')
-    ap.add_argument('--breakdown', action='store_true', help='with --general: only the largest size, and where its GSD tokens go')
     ap.add_argument('--general', action='store_true', help="the general recipe on $BAILONG_SHARED/data/zh_tw_general "
                     "(or --corpus, a folder of JSONL.gz with dates): Llama 2 (or --base) and SmolLM2")
     args = ap.parse_args(argv)
