@@ -43,7 +43,8 @@ def cmd_data_tokenize(args):
 def cmd_tokenizer_extend(args):
     "`bailong tokenizer extend`: learn zh-TW pieces and merge them into a base tokenizer."
     refuse_existing(args.out, args.overwrite, 'tokenizer', inputs=(args.base, *args.corpus))
-    cfg = ExtendConfig(n_new=args.add, method=args.method, lexicon=not args.no_lexicon, threads=args.threads)
+    cfg = ExtendConfig(n_new=args.add, method=args.method, lexicon=not args.no_lexicon, threads=args.threads,
+                       sample_chars=args.sample_chars)
     ext = extend_tokenizer(args.base, args.corpus, args.add, cfg)
     out = save_extension(ext, args.out, overwrite=args.overwrite)
     print(json.dumps(ext.report, ensure_ascii=False, indent=1)); print(f'wrote {out} (extension_report.json inside)')
@@ -160,11 +161,15 @@ def _tokenizer_parser(sub):
     e = p.add_parser('extend', help='merge zh-TW pieces into a base tokenizer',
                      description='Train zh-TW pieces on a corpus and merge them into a SentencePiece or byte-level BPE tokenizer.')
     e.add_argument('--base', required=True, help='hub id, local directory (a tokenizer.model alone is enough) or .gguf file')
-    e.add_argument('--corpus', nargs='+', required=True, help='zh-TW corpus files (.txt/.jsonl/.parquet)')
+    e.add_argument('--corpus', nargs='+', required=True,
+                   help='zh-TW corpus files (.txt/.jsonl/.parquet, also .gz/.zst) or folders of them')
     e.add_argument('--add', type=int, required=True, help='number of pieces to add (the paper: 27241)')
     e.add_argument('--out', required=True, help='output directory (a Hugging Face tokenizer + extension_report.json)')
     e.add_argument('--method', choices=['bailong', 'naive'], default=_default(ExtendConfig, 'method'), help='piece selection (default: %(default)s)')
     e.add_argument('--no-lexicon', action='store_true', help='learn from the corpus only, without the general zh-TW lexicon')
+    e.add_argument('--sample-chars', type=int, default=_default(ExtendConfig, 'sample_chars'),
+                   help='SentencePiece learns from a hashed sample of this many characters of a larger corpus '
+                        '(default: %(default)s)')
     e.add_argument('--threads', type=int, default=_default(ExtendConfig, 'threads'), help='SentencePiece training threads (default: %(default)s)')
     e.add_argument('--overwrite', action='store_true', help='replace an existing output directory')
     e.set_defaults(func=cmd_tokenizer_extend)
