@@ -10,9 +10,9 @@ from .data import DataError
 
 # %% auto #0
 __all__ = ['VENDOR', 'CONVERTER', 'TYPES', 'ARCHITECTURES', 'PRE_TOKENIZERS', 'FILE_TYPES', 'check_merged_model',
-           'pre_tokenizer_fingerprint', 'llama_cpp_pre', 'gguf_chat_template', 'chat_parts', 'render_parts',
-           'ollama_modelfile', 'export_gguf', 'read_gguf', 'llama_cpp_tokens', 'llama_cpp_greedy', 'hf_greedy',
-           'compare_greedy']
+           'pre_tokenizer_fingerprint', 'llama_cpp_pre', 'gguf_chat_template', 'merge_scores', 'chat_parts',
+           'render_parts', 'ollama_modelfile', 'export_gguf', 'read_gguf', 'llama_cpp_tokens', 'llama_cpp_greedy',
+           'hf_greedy', 'compare_greedy']
 
 # %% ../nbs/05b_gguf.ipynb #c008
 VENDOR = Path(__file__).parent/'vendor'/'llama_cpp'
@@ -68,19 +68,39 @@ def gguf_chat_template(template: str) -> str:
     the template renders exactly the same text."""
     return _MARK.sub(lambda m: '{%' + m[1] + (' endif ' if m[2] else ' if true ') + m[3] + '%}', template)
 
-def _staging(model_dir: Path, d: Path):
-    "The model as the converter reads it: links to the weights and files, the chat template without generation marks."
+# %% ../nbs/05b_gguf.ipynb #c020
+def merge_scores(spec: dict) -> dict[int, float] | None:
+    """Scores for a SentencePiece-style BPE vocabulary saved without its `tokenizer.model`, from tokenizer.json's merges.
+    transformers saves an extended Llama 2 / Mistral tokenizer as tokenizer.json alone, so the converter reads it as
+    `LlamaHfVocab`, which scores every piece -1000; llama.cpp's SentencePiece tokenizer merges the best-scored pair first,
+    and with all scores equal it merges left to right. A piece scores minus the rank of its first merge: the merge order
+    of the HF tokenizer (itself SentencePiece's, which orders merges by score). None for other tokenizers."""
+    model = spec.get('model', {})
+    if model.get('type') != 'BPE' or not model.get('byte_fallback'): return None
+    vocab, scores = model['vocab'], {}
+    for rank, m in enumerate(model['merges']):
+        a, b = m.split(' ', 1) if isinstance(m, str) else m
+        if (i := vocab.get(a + b)) is not None: scores.setdefault(i, -float(rank))
+    return scores
+
+# %% ../nbs/05b_gguf.ipynb #c023
+def _staging(model_dir: Path, d: Path) -> dict | None:
+    """The model as the converter reads it: links to its files, the chat template without generation marks; returns
+    the SentencePiece scores to give the converter where the model has no tokenizer.model (see `merge_scores`)."""
     for f in model_dir.iterdir():
         if f.is_file(): (d/f.name).symlink_to(f.resolve())
     if (model_dir/'chat_template.jinja').exists():
         (d/'chat_template.jinja').unlink()
-        (d/'chat_template.jinja').write_text(gguf_chat_template((model_dir/'chat_template.jinja').read_text(encoding='utf-8')), encoding='utf-8')
+        text = gguf_chat_template((model_dir/'chat_template.jinja').read_text(encoding='utf-8'))
+        (d/'chat_template.jinja').write_text(text, encoding='utf-8')
     cfg = json.loads((model_dir/'tokenizer_config.json').read_text()) if (model_dir/'tokenizer_config.json').exists() else {}
     if isinstance(cfg.get('chat_template'), str):
         (d/'tokenizer_config.json').unlink()
         (d/'tokenizer_config.json').write_text(json.dumps({**cfg, 'chat_template': gguf_chat_template(cfg['chat_template'])}))
+    if (model_dir/'tokenizer.model').exists() or not (model_dir/'tokenizer.json').exists(): return None
+    return merge_scores(json.loads((model_dir/'tokenizer.json').read_text(encoding='utf-8')))
 
-# %% ../nbs/05b_gguf.ipynb #c020
+# %% ../nbs/05b_gguf.ipynb #c024
 # Run in a child process: the pinned converter puts its own gguf-py (same commit) first on sys.path, which must not
 # replace the installed `gguf` package that transformers reads GGUF files with in this process.
 _CONVERT = r'''
@@ -96,6 +116,9 @@ with torch.inference_mode():
     d = Path(a['model'])
     cls = get_model_class(get_model_architecture(ModelBase.load_hparams(d, False), ModelType.TEXT))
     if a['pre']: cls.get_vocab_base_pre = lambda self, tokenizer: a['pre']  # bailong's table, see PRE_TOKENIZERS
+    if a['scores']:  # bailong's SentencePiece scores, see merge_scores
+        scores = {int(k): v for k, v in json.loads(Path(a['scores']).read_text()).items()}
+        gguf.LlamaHfVocab.get_token_score = lambda self, i: scores.get(i, 0.0)
     m = cls(d, getattr(gguf.LlamaFileType, a['ftype']), Path(a['out']), model_name=a['name'])
     m.write()
 '''
@@ -104,8 +127,10 @@ FILE_TYPES = {'f16': 'MOSTLY_F16', 'bf16': 'MOSTLY_BF16', 'q8_0': 'MOSTLY_Q8_0'}
 def _convert(model_dir: Path, out: Path, type: str):
     pre = llama_cpp_pre(model_dir)
     with tempfile.TemporaryDirectory(prefix='.gguf-stage-', dir=out.parent) as stage:
-        _staging(model_dir, Path(stage))
-        args = {'model': stage, 'out': str(out), 'ftype': FILE_TYPES[type], 'pre': pre, 'name': model_dir.resolve().name}
+        scores = _staging(model_dir, Path(stage))
+        if scores is not None: (Path(stage)/'.bailong-scores.json').write_text(json.dumps(scores))
+        args = {'model': stage, 'out': str(out), 'ftype': FILE_TYPES[type], 'pre': pre, 'name': model_dir.resolve().name,
+                'scores': str(Path(stage)/'.bailong-scores.json') if scores is not None else None}
         env = {**os.environ, 'PYTHONUNBUFFERED': '1'}; env.pop('NO_LOCAL_GGUF', None)
         r = subprocess.run([sys.executable, '-c', _CONVERT, str(VENDOR), json.dumps(args)], capture_output=True, text=True, env=env)
     if r.returncode:
@@ -115,7 +140,7 @@ def _convert(model_dir: Path, out: Path, type: str):
                             "add it to bailong.gguf.PRE_TOKENIZERS with the name llama.cpp gives the base")
         raise RuntimeError(f"llama.cpp's converter failed on {model_dir}:\n{r.stderr[-3000:]}")
 
-# %% ../nbs/05b_gguf.ipynb #c022
+# %% ../nbs/05b_gguf.ipynb #c026
 _S, _U, _A, _U2 = '\x01S\x01', '\x01U\x01', '\x01A\x01', '\x01V\x01'  # sentinel contents, found again in the rendered text
 
 def _render(tok, msgs, gen: bool) -> str:
@@ -149,7 +174,7 @@ def render_parts(parts: dict, messages, add_generation_prompt: bool = True) -> s
     text = ''.join(parts['prefix'][m['role']] + m['content'] + parts['suffix'][m['role']] for m in messages)
     return text + (parts['generation'] if add_generation_prompt else '')
 
-# %% ../nbs/05b_gguf.ipynb #c024
+# %% ../nbs/05b_gguf.ipynb #c028
 def _go(text: str) -> str:
     "Literal text inside a Go template (Ollama's): only `{{` would start an action."
     return text.replace('{{', '{{ "{{" }}')
@@ -168,7 +193,7 @@ def ollama_modelfile(tok, gguf_name: str) -> str:
     lines += [f'PARAMETER stop "{s}"' for s in stops]
     return '\n'.join(lines) + '\n'
 
-# %% ../nbs/05b_gguf.ipynb #c027
+# %% ../nbs/05b_gguf.ipynb #c031
 def _slug(name: str) -> str: return re.sub(r'[^a-z0-9._-]+', '-', name.lower()).strip('-') or 'bailong'
 
 def export_gguf(model_dir, out, type: str = 'f16', overwrite: bool = False) -> dict:
@@ -200,7 +225,7 @@ def export_gguf(model_dir, out, type: str = 'f16', overwrite: bool = False) -> d
             'tied': bool(cfg.get('tie_word_embeddings')), 'vocab': cfg['vocab_size'], 'pre_tokenizer': llama_cpp_pre(model_dir),
             'modelfile': str(modelfile), 'ollama': f'ollama create {name} -f {modelfile} && ollama run {name}'}
 
-# %% ../nbs/05b_gguf.ipynb #c030
+# %% ../nbs/05b_gguf.ipynb #c034
 def read_gguf(path) -> dict:
     "What a GGUF file says about itself (read with the installed `gguf` package): metadata, vocabulary, token types, tensors."
     from gguf import GGUFReader, GGUFValueType
@@ -218,7 +243,7 @@ def read_gguf(path) -> dict:
     tensors = {t.name: (t.tensor_type.name, tuple(int(x) for x in t.shape)) for t in r.tensors}
     return {'meta': meta, 'tokens': tokens, 'token_types': types, 'scores': scores, 'merges': merges, 'tensors': tensors}
 
-# %% ../nbs/05b_gguf.ipynb #c035
+# %% ../nbs/05b_gguf.ipynb #c039
 def llama_cpp_tokens(llm, text: str, add_bos: bool) -> list[int]:
     "llama.cpp's token ids for `text` (special tokens as text, as the HF tokenizer treats plain text)."
     return llm.tokenize(text.encode('utf-8'), add_bos=add_bos, special=False)

@@ -34,9 +34,8 @@ def smol_zh(tmp_path_factory, sample):
     from bailong.tokenizer import smollm2_gguf, extend_tokenizer, load_hf_tokenizer
     from bailong.embeddings import load_model, resize_and_init, save_model
     from bailong.sft import training_chat_template
-    from bailong.data import read_corpus
     base = load_hf_tokenizer(smollm2_gguf())
-    tok = extend_tokenizer(smollm2_gguf(), read_corpus(sample())[:3000], 300).hf()
+    tok = extend_tokenizer(smollm2_gguf(), sample(), 300).hf()
     tok.chat_template = training_chat_template(base)
     model = load_model(smollm2_gguf())
     resize_and_init(model, base, tok, method='zip-tie')
@@ -129,14 +128,19 @@ def test_modelfile_renders_like_the_hf_template(smol_zh, smol_f16):
 
 def test_sentencepiece_extension_reads_back(sp_tiny):
     import sentencepiece as spm
-    from bailong.gguf import read_gguf
+    from bailong.gguf import read_gguf, merge_scores
     model_dir, path = sp_tiny
-    sp, g = spm.SentencePieceProcessor(model_file=str(model_dir/'tokenizer.model')), read_gguf(path)
+    # the merged model has no tokenizer.model (transformers saves tokenizer.json only); the extension's is the reference
+    assert not (model_dir/'tokenizer.model').exists()
+    sp, g = spm.SentencePieceProcessor(model_file=str(model_dir.parent/'tok'/'tokenizer.model')), read_gguf(path)
     n = sp.get_piece_size()
     assert g['meta']['tokenizer.ggml.model'] == 'llama' and len(g['tokens']) == n == 32000 + 27000
-    new = range(32000, n)  # the added pieces: in place, normal pieces, with the scores that order their merges
-    assert [g['tokens'][i] for i in new] == [sp.id_to_piece(i) for i in new]
-    assert {g['token_types'][i] for i in new} == {1} and [g['scores'][i] for i in new] == [sp.get_score(i) for i in new]
+    new = range(32000, n)  # the added pieces: in place, normal pieces, scored in SentencePiece's order of merging
+    assert [g['tokens'][i] for i in new] == [sp.id_to_piece(i) for i in new] and {g['token_types'][i] for i in new} == {1}
+    reachable = merge_scores(json.loads((model_dir/'tokenizer.json').read_text()))  # pieces some merge makes
+    merged = [i for i in reachable if len(sp.id_to_piece(i)) > 1]
+    assert len(merged) > 50_000
+    assert sorted(merged, key=lambda i: -g['scores'][i]) == sorted(merged, key=lambda i: -sp.get_score(i))
     assert g['token_types'][:3] == [2, 3, 3] and g['token_types'][3] == 6  # <unk>, <s>, </s>, then byte pieces
     assert g['tensors']['output.weight'][1] == g['tensors']['token_embd.weight'][1]  # untied: its own head
     assert _logit_diff(model_dir, path, ['開啟說明系統。', 'Open the Help system.']) < 1e-2
