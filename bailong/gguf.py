@@ -4,7 +4,7 @@
 
 # %% ../nbs/05b_gguf.ipynb #c004
 from __future__ import annotations
-import hashlib, json, os, re, subprocess, sys, tempfile, time
+import hashlib, importlib.resources, json, os, re, subprocess, sys, tempfile, time
 from pathlib import Path
 from .data import DataError
 
@@ -15,25 +15,31 @@ __all__ = ['VENDOR', 'CONVERTER', 'TYPES', 'ARCHITECTURES', 'PRE_TOKENIZERS', 'F
            'hf_greedy', 'compare_greedy']
 
 # %% ../nbs/05b_gguf.ipynb #c008
-VENDOR = Path(__file__).parent/'vendor'/'llama_cpp'
+VENDOR = Path(str(importlib.resources.files('bailong')))/'vendor'/'llama_cpp'  # the pinned converter
 CONVERTER = {'source': 'llama.cpp, as vendored in the llama-cpp-python 0.3.36 sdist (PyPI)',
              'commit': '0c1e57098bba43ac29e6e3b677cdceebdd22334f', 'licence': 'MIT'}
 TYPES = ('f16', 'bf16', 'q8_0')
-ARCHITECTURES = ('LlamaForCausalLM', 'MistralForCausalLM')  # the families bailong extends; the vendored converter keeps their module only
+# the families bailong extends; the pinned converter keeps only their module
+ARCHITECTURES = ('LlamaForCausalLM', 'MistralForCausalLM')
 
 # %% ../nbs/05b_gguf.ipynb #c011
 def check_merged_model(model_dir) -> dict:
-    """What the converter needs, checked before any work: a merged model directory (`bailong merge`), not an adapter or
-    a training run; a Llama-family architecture; weights; a tokenizer whose ids fit the embedding. Returns config.json."""
+    """What the converter needs, checked before any work: a merged model directory (`bailong merge`), not an adapter
+    or a training run; a Llama-family architecture; weights; a tokenizer. Returns its config.json."""
     d = Path(model_dir)
-    if not d.is_dir(): raise DataError(f"{d}: not a directory; expected a merged model directory (bailong merge RUN --out DIR)")
+    if not d.is_dir():
+        raise DataError(f"{d}: not a directory; expected a merged model directory (bailong merge RUN --out DIR)")
     if (d/'adapter_config.json').exists() or (d/'adapter').is_dir():
-        raise DataError(f"{d}: a LoRA adapter or training run, not a merged model; merge it first: bailong merge RUN --out DIR")
-    if not (d/'config.json').exists(): raise DataError(f"{d}: no config.json; expected a merged model directory (bailong merge)")
+        raise DataError(f"{d}: a LoRA adapter or training run, not a merged model; "
+                        "merge it first: bailong merge RUN --out DIR")
+    if not (d/'config.json').exists():
+        raise DataError(f"{d}: no config.json; expected a merged model directory (bailong merge)")
     cfg = json.loads((d/'config.json').read_text())
     arch = (cfg.get('architectures') or ['none'])[0]
-    if arch not in ARCHITECTURES: raise DataError(f"{d}/config.json: architecture {arch}; bailong exports {', '.join(ARCHITECTURES)}")
-    if not list(d.glob('*.safetensors')): raise DataError(f"{d}: no *.safetensors weights; expected a merged model (bailong merge)")
+    if arch not in ARCHITECTURES:
+        raise DataError(f"{d}/config.json: architecture {arch}; bailong exports {', '.join(ARCHITECTURES)}")
+    if not list(d.glob('*.safetensors')):
+        raise DataError(f"{d}: no *.safetensors weights; expected a merged model (bailong merge)")
     if not (d/'tokenizer.json').exists() and not (d/'tokenizer.model').exists():
         raise DataError(f"{d}: no tokenizer.json or tokenizer.model; a merged model carries its tokenizer")
     return cfg
@@ -49,14 +55,16 @@ PRE_TOKENIZERS = {'20fa895f5f0622b0': 'smollm'}  # SmolLM2 (bailong.tokenizer.sm
 
 def pre_tokenizer_fingerprint(spec: dict) -> str:
     "What decides how a byte-level BPE tokenizer splits text before merging, hashed: its normalizer and pre_tokenizer."
-    return hashlib.sha256(json.dumps([spec.get('normalizer'), spec.get('pre_tokenizer')], sort_keys=True).encode()).hexdigest()[:16]
+    key = json.dumps([spec.get('normalizer'), spec.get('pre_tokenizer')], sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 def llama_cpp_pre(model_dir) -> str | None:
-    "The llama.cpp pre-tokenizer name for a byte-level BPE tokenizer that bailong knows; None for SentencePiece or unknown ones."
+    "llama.cpp's name for a byte-level BPE pre-tokenizer that bailong knows; None for SentencePiece or unknown ones."
     f = Path(model_dir)/'tokenizer.json'
-    if (Path(model_dir)/'tokenizer.model').exists() or not f.exists(): return None  # SentencePiece: read from tokenizer.model
+    if (Path(model_dir)/'tokenizer.model').exists() or not f.exists(): return None  # SentencePiece
     spec = json.loads(f.read_text(encoding='utf-8'))
-    if spec.get('model', {}).get('type') != 'BPE' or 'ByteLevel' not in json.dumps(spec.get('pre_tokenizer')): return None
+    if spec.get('model', {}).get('type') != 'BPE' or 'ByteLevel' not in json.dumps(spec.get('pre_tokenizer')):
+        return None
     return PRE_TOKENIZERS.get(pre_tokenizer_fingerprint(spec))
 
 # %% ../nbs/05b_gguf.ipynb #c017
@@ -70,11 +78,12 @@ def gguf_chat_template(template: str) -> str:
 
 # %% ../nbs/05b_gguf.ipynb #c020
 def merge_scores(spec: dict) -> dict[int, float] | None:
-    """Scores for a SentencePiece-style BPE vocabulary saved without its `tokenizer.model`, from tokenizer.json's merges.
-    transformers saves an extended Llama 2 / Mistral tokenizer as tokenizer.json alone, so the converter reads it as
-    `LlamaHfVocab`, which scores every piece -1000; llama.cpp's SentencePiece tokenizer merges the best-scored pair first,
-    and with all scores equal it merges left to right. A piece scores minus the rank of its first merge: the merge order
-    of the HF tokenizer (itself SentencePiece's, which orders merges by score). None for other tokenizers."""
+    """Scores for a SentencePiece-style BPE vocabulary saved without its `tokenizer.model`, from tokenizer.json's
+    merges. transformers saves an extended Llama 2 / Mistral tokenizer as tokenizer.json alone, so the converter reads
+    it as `LlamaHfVocab`, which scores every piece -1000; llama.cpp's SentencePiece tokenizer merges the best-scored
+    pair first, and with all scores equal it merges left to right. A piece scores minus the rank of its first merge:
+    the merge order of the HF tokenizer (itself SentencePiece's, which orders merges by score). Pieces no merge makes
+    are out of reach of both tokenizers and keep the converter's score. None for other tokenizers."""
     model = spec.get('model', {})
     if model.get('type') != 'BPE' or not model.get('byte_fallback'): return None
     vocab, scores = model['vocab'], {}
@@ -93,10 +102,11 @@ def _staging(model_dir: Path, d: Path) -> dict | None:
         (d/'chat_template.jinja').unlink()
         text = gguf_chat_template((model_dir/'chat_template.jinja').read_text(encoding='utf-8'))
         (d/'chat_template.jinja').write_text(text, encoding='utf-8')
-    cfg = json.loads((model_dir/'tokenizer_config.json').read_text()) if (model_dir/'tokenizer_config.json').exists() else {}
+    tc = model_dir/'tokenizer_config.json'
+    cfg = json.loads(tc.read_text()) if tc.exists() else {}
     if isinstance(cfg.get('chat_template'), str):
-        (d/'tokenizer_config.json').unlink()
-        (d/'tokenizer_config.json').write_text(json.dumps({**cfg, 'chat_template': gguf_chat_template(cfg['chat_template'])}))
+        (d/tc.name).unlink()
+        (d/tc.name).write_text(json.dumps({**cfg, 'chat_template': gguf_chat_template(cfg['chat_template'])}))
     if (model_dir/'tokenizer.model').exists() or not (model_dir/'tokenizer.json').exists(): return None
     return merge_scores(json.loads((model_dir/'tokenizer.json').read_text(encoding='utf-8')))
 
@@ -129,22 +139,27 @@ def _convert(model_dir: Path, out: Path, type: str):
     with tempfile.TemporaryDirectory(prefix='.gguf-stage-', dir=out.parent) as stage:
         scores = _staging(model_dir, Path(stage))
         if scores is not None: (Path(stage)/'.bailong-scores.json').write_text(json.dumps(scores))
-        args = {'model': stage, 'out': str(out), 'ftype': FILE_TYPES[type], 'pre': pre, 'name': model_dir.resolve().name,
+        args = {'model': stage, 'out': str(out), 'ftype': FILE_TYPES[type], 'pre': pre,
+                'name': model_dir.resolve().name,
                 'scores': str(Path(stage)/'.bailong-scores.json') if scores is not None else None}
         env = {**os.environ, 'PYTHONUNBUFFERED': '1'}; env.pop('NO_LOCAL_GGUF', None)
-        r = subprocess.run([sys.executable, '-c', _CONVERT, str(VENDOR), json.dumps(args)], capture_output=True, text=True, env=env)
+        r = subprocess.run([sys.executable, '-c', _CONVERT, str(VENDOR), json.dumps(args)],
+                           capture_output=True, text=True, env=env)
     if r.returncode:
         if 'BPE pre-tokenizer was not recognized' in r.stderr:
-            raise DataError(f"{model_dir}/tokenizer.json: llama.cpp's converter does not know this byte-level pre-tokenizer "
-                            f"(fingerprint {pre_tokenizer_fingerprint(json.loads((model_dir/'tokenizer.json').read_text()))}); "
-                            "add it to bailong.gguf.PRE_TOKENIZERS with the name llama.cpp gives the base")
+            fp = pre_tokenizer_fingerprint(json.loads((model_dir/'tokenizer.json').read_text()))
+            raise DataError(f"{model_dir}/tokenizer.json: llama.cpp's converter does not know this byte-level "
+                            f"pre-tokenizer (fingerprint {fp}); add it to bailong.gguf.PRE_TOKENIZERS with the name "
+                            "llama.cpp gives the unextended base")
         raise RuntimeError(f"llama.cpp's converter failed on {model_dir}:\n{r.stderr[-3000:]}")
 
 # %% ../nbs/05b_gguf.ipynb #c026
-_S, _U, _A, _U2 = '\x01S\x01', '\x01U\x01', '\x01A\x01', '\x01V\x01'  # sentinel contents, found again in the rendered text
+# sentinel contents, found again in the rendered text
+_S, _U, _A, _U2 = '\x01S\x01', '\x01U\x01', '\x01A\x01', '\x01V\x01'
 
 def _render(tok, msgs, gen: bool) -> str:
-    return tok.apply_chat_template([{'role': r, 'content': c} for r, c in msgs], tokenize=False, add_generation_prompt=gen)
+    msgs = [{'role': r, 'content': c} for r, c in msgs]
+    return tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen)
 
 def chat_parts(tok) -> dict | None:
     """The tokenizer's chat template taken apart: the text before and after each role's content, the generation prompt,
@@ -158,7 +173,8 @@ def chat_parts(tok) -> dict | None:
         lone = _render(tok, [('user', _U)], False)
     except Exception: return None  # a template that refuses one of these conversations
     p0, rest = full.split(_S); m1, rest = rest.split(_U); m2, rest = rest.split(_A); m3, _ = rest.split(_U2)
-    if not (m1.startswith(suffix['system']) and m2.startswith(suffix['user']) and m3.startswith(suffix['assistant'])): return None
+    if not (m1.startswith(suffix['system']) and m2.startswith(suffix['user']) and m3.startswith(suffix['assistant'])):
+        return None
     prefix = {'system': p0, 'user': m1[len(suffix['system']):], 'assistant': m2[len(suffix['user']):]}
     head = lone.split(_U)[0]
     if m3[len(suffix['assistant']):] != prefix['user'] or not head.endswith(prefix['user']): return None
@@ -168,7 +184,7 @@ def chat_parts(tok) -> dict | None:
     return {'prefix': prefix, 'suffix': suffix, 'generation': gen, 'default_system': system}
 
 def render_parts(parts: dict, messages, add_generation_prompt: bool = True) -> str:
-    "A conversation rendered from `chat_parts`, as the Ollama template does: to check the parts against the HF template."
+    "A conversation rendered from `chat_parts`, as the Ollama template does: checks the parts against the HF template."
     if parts['default_system'] is not None and (not messages or messages[0]['role'] != 'system'):
         messages = [{'role': 'system', 'content': parts['default_system']}, *messages]
     text = ''.join(parts['prefix'][m['role']] + m['content'] + parts['suffix'][m['role']] for m in messages)
@@ -180,13 +196,15 @@ def _go(text: str) -> str:
     return text.replace('{{', '{{ "{{" }}')
 
 def ollama_modelfile(tok, gguf_name: str) -> str:
-    "An Ollama Modelfile for the GGUF file beside it: the chat template as a Go template, its default system prompt, stop tokens."
+    "An Ollama Modelfile for the GGUF beside it: the chat template as a Go template, system prompt, stop tokens."
     lines = [f'# Ollama: ollama create NAME -f THIS_FILE; offline, from the GGUF file beside it', f'FROM ./{gguf_name}']
     parts = chat_parts(tok) if tok.chat_template else None
     if parts:
-        roles = ''.join(f'{{{{ {"if" if i == 0 else "else if"} eq .Role "{r}" }}}}{_go(parts["prefix"][r])}{{{{ .Content }}}}{_go(parts["suffix"][r])}'
+        roles = ''.join('{{ ' + ('if' if i == 0 else 'else if') + f' eq .Role "{r}" }}}}' + _go(parts['prefix'][r])
+                        + '{{ .Content }}' + _go(parts['suffix'][r])
                         for i, r in enumerate(('system', 'user', 'assistant')))
-        lines.append(f'TEMPLATE """{{{{- range .Messages }}}}{roles}{{{{ end }}}}{{{{ end }}}}{_go(parts["generation"])}"""')
+        gen = _go(parts['generation'])
+        lines.append('TEMPLATE """{{- range .Messages }}' + roles + '{{ end }}{{ end }}' + gen + '"""')
         if parts['default_system'] is not None: lines.append(f'SYSTEM """{parts["default_system"]}"""')
     stops = dict.fromkeys(t for t in [tok.eos_token, *(parts['suffix']['assistant'].split() if parts else [])]
                           if t and t in tok.all_special_tokens)
@@ -210,7 +228,8 @@ def export_gguf(model_dir, out, type: str = 'f16', overwrite: bool = False) -> d
     cfg = check_merged_model(model_dir)
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     if (top := max(tok.get_vocab().values())) >= cfg['vocab_size']:
-        raise DataError(f"{model_dir}: the tokenizer has ids up to {top} but the embedding has {cfg['vocab_size']} rows; "
+        raise DataError(f"{model_dir}: the tokenizer has ids up to {top} but the embedding has "
+                        f"{cfg['vocab_size']} rows; "
                         "resize the model to the tokenizer before merging (bailong embeddings init)")
     out.parent.mkdir(parents=True, exist_ok=True)
     t0, tmp = time.perf_counter(), out.with_name(f'.{out.name}.tmp-{os.getpid()}')
@@ -221,17 +240,19 @@ def export_gguf(model_dir, out, type: str = 'f16', overwrite: bool = False) -> d
     finally:
         for f in (tmp, modelfile.with_name(tmp.name + '.Modelfile')): f.unlink(missing_ok=True)
     name = _slug(out.stem)
-    return {'out': str(out), 'type': type, 'megabytes': round(out.stat().st_size / 2**20, 1), 'seconds': round(time.perf_counter() - t0, 1),
-            'tied': bool(cfg.get('tie_word_embeddings')), 'vocab': cfg['vocab_size'], 'pre_tokenizer': llama_cpp_pre(model_dir),
+    return {'out': str(out), 'type': type, 'megabytes': round(out.stat().st_size / 2**20, 1),
+            'seconds': round(time.perf_counter() - t0, 1), 'tied': bool(cfg.get('tie_word_embeddings')),
+            'vocab': cfg['vocab_size'], 'pre_tokenizer': llama_cpp_pre(model_dir),
             'modelfile': str(modelfile), 'ollama': f'ollama create {name} -f {modelfile} && ollama run {name}'}
 
 # %% ../nbs/05b_gguf.ipynb #c034
 def read_gguf(path) -> dict:
-    "What a GGUF file says about itself (read with the installed `gguf` package): metadata, vocabulary, token types, tensors."
+    "What a GGUF file says about itself (read by the installed `gguf` package): metadata, vocabulary, types, tensors."
     from gguf import GGUFReader, GGUFValueType
     r = GGUFReader(str(path))
     def value(f):
-        if f.types and f.types[0] == GGUFValueType.ARRAY: return [f.contents(i) for i in range(len(f.data))] if len(f.data) < 10 else None
+        if f.types and f.types[0] == GGUFValueType.ARRAY:  # short arrays only; the vocabulary comes below
+            return [f.contents(i) for i in range(len(f.data))] if len(f.data) < 10 else None
         return f.contents()
     meta = {k: value(f) for k, f in r.fields.items() if not k.startswith('tokenizer.ggml.') or k in (
         'tokenizer.ggml.model', 'tokenizer.ggml.pre', 'tokenizer.ggml.bos_token_id', 'tokenizer.ggml.eos_token_id',
@@ -241,7 +262,8 @@ def read_gguf(path) -> dict:
     scores = r.fields['tokenizer.ggml.scores'].contents() if 'tokenizer.ggml.scores' in r.fields else None
     merges = r.fields['tokenizer.ggml.merges'].contents() if 'tokenizer.ggml.merges' in r.fields else None
     tensors = {t.name: (t.tensor_type.name, tuple(int(x) for x in t.shape)) for t in r.tensors}
-    return {'meta': meta, 'tokens': tokens, 'token_types': types, 'scores': scores, 'merges': merges, 'tensors': tensors}
+    return {'meta': meta, 'tokens': tokens, 'token_types': types, 'scores': scores, 'merges': merges,
+            'tensors': tensors}
 
 # %% ../nbs/05b_gguf.ipynb #c039
 def llama_cpp_tokens(llm, text: str, add_bos: bool) -> list[int]:
@@ -260,8 +282,8 @@ def hf_greedy(model, ids: list[int], n: int) -> tuple[list[int], list[float]]:
     "transformers' greedy continuation, with the gap between the best and second-best logit at each step."
     import torch
     with torch.no_grad():
-        out = model.generate(torch.tensor([ids]), max_new_tokens=n, min_new_tokens=n, do_sample=False, output_logits=True,
-                             return_dict_in_generate=True, pad_token_id=0)
+        out = model.generate(torch.tensor([ids]), max_new_tokens=n, min_new_tokens=n, do_sample=False,
+                             output_logits=True, return_dict_in_generate=True, pad_token_id=0)
     gaps = [float(l[0].float().topk(2).values.diff().abs()) for l in out.logits]
     return out.sequences[0, len(ids):].tolist(), gaps
 

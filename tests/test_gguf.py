@@ -94,7 +94,8 @@ def test_smol_file_reads_back(smol_zh, smol_f16):
     m = g['meta']
     assert (m['tokenizer.ggml.model'], m['tokenizer.ggml.pre']) == ('gpt2', 'smollm')
     assert m['tokenizer.ggml.eos_token_id'] == tok.eos_token_id and m['tokenizer.ggml.bos_token_id'] == tok.bos_token_id
-    assert '{% generation' in tok.chat_template and m['tokenizer.chat_template'] == gguf_chat_template(tok.chat_template)
+    assert re.search(r'{%-?\s*generation', tok.chat_template) and 'generation -%}' not in m['tokenizer.chat_template']
+    assert m['tokenizer.chat_template'] == gguf_chat_template(tok.chat_template)
 
 
 def _logit_diff(model_dir, gguf_path, texts):
