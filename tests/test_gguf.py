@@ -62,7 +62,7 @@ def sp_tiny(tmp_path_factory, sp_base, sample):
     assert r.returncode == 0, r.stderr[-3000:]
     tok = AutoTokenizer.from_pretrained(str(d/'tok'))
     model = tiny_llama(len(tok), tied=False, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    model.save_pretrained(d/'sp-zh'); tok.save_pretrained(d/'sp-zh')
+    model.to(torch.bfloat16).save_pretrained(d/'sp-zh'); tok.save_pretrained(d/'sp-zh')  # bfloat16, as bailong merge saves
     r = run_cli('export', 'gguf', d/'sp-zh', '--out', d/'sp-zh-f16.gguf', '--type', 'f16')
     assert r.returncode == 0, r.stderr[-3000:]
     return d/'sp-zh', d/'sp-zh-f16.gguf'
