@@ -272,10 +272,11 @@ def llama_cpp_tokens(llm, text: str, add_bos: bool) -> list[int]:
 
 def llama_cpp_greedy(llm, ids: list[int], n: int) -> list[int]:
     "llama.cpp's greedy continuation of the token ids `ids`: `n` tokens, argmax of its logits, no sampler in between."
-    import numpy as np
+    import numpy as np, llama_cpp
     llm.reset(); llm.eval(ids); out = []
-    for _ in range(n):
-        out.append(int(np.argmax(llm.scores[llm.n_tokens - 1]))); llm.eval([out[-1]])
+    for _ in range(n):  # the last position's logits, read from the context (`llm.scores` holds them only with logits_all)
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
+        out.append(int(np.argmax(logits))); llm.eval([out[-1]])
     return out
 
 def hf_greedy(model, ids: list[int], n: int) -> tuple[list[int], list[float]]:
