@@ -60,13 +60,15 @@ setuptools.setup(
     # namespace discovery, so that the data folders under bailong/assets/ are not 'ambiguous packages' to setuptools
     packages = setuptools.find_namespace_packages(include=['bailong', 'bailong.*'], exclude=['*__pycache__*']),
     include_package_data = True,
-    package_data = {'bailong': ['assets/**/*']},  # the packaged data, every subfolder, with NOTICE and licenses/
+    package_data = {'bailong': ['assets/**/*', 'vendor/**/*']},  # the packaged data, every subfolder, with NOTICE and licenses/;
+    # vendor/: llama.cpp's pinned GGUF converter, with its licence (gguf-py/ is no package name, so it travels as data)
     cmdclass = {'build_py': build_py_with_chapters},
     install_requires = requirements,
     extras_require = {'dev': reqs('dev_requirements'), 'gpu': reqs('gpu_requirements'),  # gpu: fused Triton kernels (CUDA)
                       'lab': reqs('lab_requirements'),  # lab: run the chapters from `bailong notebooks DIR` in JupyterLab
                       'track': reqs('track_requirements'),  # track: report_to tensorboard / trackio
-                      'vllm': reqs('vllm_requirements')},  # vllm: `bailong bench answer --backend vllm` (CUDA)
+                      'vllm': reqs('vllm_requirements'),  # vllm: `bailong bench answer --backend vllm` (CUDA)
+                      'llama': reqs('llama_requirements')},  # llama: llama.cpp (compiled from its sdist) to check GGUF exports
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = long_description,

@@ -23,9 +23,9 @@ from .mc import McConfig, run_mc
 
 # %% auto #0
 __all__ = ['TRAINERS', 'QUICK_KNOBS', 'cmd_data_prepare', 'cmd_data_tokenize', 'cmd_tokenizer_extend', 'cmd_tokenizer_stats',
-           'cmd_embeddings_init', 'cmd_embeddings_compare', 'cmd_train', 'cmd_merge', 'cmd_chat', 'cmd_quickstart',
-           'cmd_bench_answer', 'cmd_bench_check', 'cmd_bench_judge', 'cmd_bench_show', 'cmd_bench_mc', 'chapter_files',
-           'copy_notebooks', 'cmd_notebooks', 'build_parser', 'main']
+           'cmd_embeddings_init', 'cmd_embeddings_compare', 'cmd_train', 'cmd_merge', 'cmd_export_gguf', 'cmd_chat',
+           'cmd_quickstart', 'cmd_bench_answer', 'cmd_bench_check', 'cmd_bench_judge', 'cmd_bench_show', 'cmd_bench_mc',
+           'chapter_files', 'copy_notebooks', 'cmd_notebooks', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #c005
 def cmd_data_prepare(args):
@@ -122,6 +122,12 @@ def cmd_merge(args):
     "`bailong merge`: a finished run merged into a standalone Hugging Face model."
     report = merge(args.run, args.out, dtype=args.dtype, overwrite=args.overwrite)
     print(json.dumps(report, indent=1)); print(f"wrote {args.out}: a standalone model (safetensors), tokenizer with its chat template, README.md")
+
+def cmd_export_gguf(args):
+    "`bailong export gguf`: a merged model as one GGUF file for llama.cpp / Ollama, with an Ollama Modelfile beside it."
+    from .gguf import export_gguf  # lazily: the converter is only needed here
+    report = export_gguf(args.model_dir, args.out, type=args.type, overwrite=args.overwrite)
+    print(json.dumps(report, indent=1)); print(f"wrote {args.out} and {Path(report['modelfile']).name}; to run it:\n  {report['ollama']}")
 
 def cmd_chat(args):
     "`bailong chat`: a multi-turn chat with a merged model in the terminal."
@@ -231,6 +237,17 @@ def _merge_parser(sub):
     m.add_argument('--dtype', choices=DTYPES, default=_default(merge, 'dtype'), help='dtype of the saved weights (default: %(default)s)')
     m.add_argument('--overwrite', action='store_true', help='replace a non-empty output directory')
     m.set_defaults(func=cmd_merge)
+
+def _export_parser(sub):
+    p = sub.add_parser('export', help='export a merged model for other runtimes').add_subparsers(dest='action', required=True)
+    g = p.add_parser('gguf', help="one GGUF file for llama.cpp / Ollama / LM Studio (llama.cpp's converter) and an Ollama Modelfile",
+                     description="Convert a merged model (bailong merge) to GGUF with llama.cpp's converter, extended vocabulary, "
+                                 'special tokens and chat template included; write an Ollama Modelfile beside it.')
+    g.add_argument('model_dir', help='a merged model directory (bailong merge)')
+    g.add_argument('--out', required=True, help='the .gguf file to write (the Modelfile goes beside it)')
+    g.add_argument('--type', default='f16', help='weights: f16, bf16 or q8_0 (default: %(default)s)')
+    g.add_argument('--overwrite', action='store_true', help='replace an existing output file')
+    g.set_defaults(func=cmd_export_gguf)
 
 def _chat_parser(sub):
     c = sub.add_parser('chat', help='chat with a merged model in the terminal (streaming, multi-turn)',
@@ -391,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help='show the traceback of an error (anywhere in the line; or BAILONG_DEBUG=1)')
     sub = ap.add_subparsers(dest='command', required=True)
     _data_parser(sub); _tokenizer_parser(sub); _embeddings_parser(sub); _train_parser(sub); _merge_parser(sub); _chat_parser(sub); _quickstart_parser(sub)
-    _bench_parser(sub); _notebooks_parser(sub)
+    _export_parser(sub); _bench_parser(sub); _notebooks_parser(sub)
     return ap
 
 def _is_run(p: Path) -> bool:

@@ -20,7 +20,7 @@ from .mc import compare_models, mc_table
 
 # %% auto #0
 __all__ = ['PROMPTS', 'STAGES', 'QuickstartConfig', 'stage_data', 'stage_tokenizer', 'stage_embeddings', 'stage_pretrain',
-           'stage_sft', 'stage_bench', 'quickstart']
+           'stage_sft', 'stage_bench', 'stage_gguf', 'quickstart']
 
 # %% ../nbs/80_quickstart.ipynb #c005
 @dataclass
@@ -149,8 +149,15 @@ def stage_bench(cfg: QuickstartConfig, results: dict) -> dict:
 
 
 # %% ../nbs/80_quickstart.ipynb #c103
+def stage_gguf(cfg: QuickstartConfig, results: dict) -> dict:
+    "Export the instruct model for llama.cpp and Ollama: one q8_0 GGUF file, with an Ollama Modelfile beside it."
+    from bailong.gguf import export_gguf  # lazily, as the CLI does
+    r = export_gguf(results['sft']['dir'], Path(cfg.out)/'instruct-q8_0.gguf', 'q8_0', overwrite=True)
+    print(f"{r['out']}: {r['megabytes']} MB (q8_0), exported by llama.cpp's converter in {r['seconds']}s; run it with:\n  {r['ollama']}")
+    return {'megabytes': r['megabytes'], 'gguf': r['out'], 'run': r['ollama']}
+
 STAGES = [('data', stage_data), ('tokenizer', stage_tokenizer), ('embeddings', stage_embeddings), ('pretrain', stage_pretrain),
-          ('sft', stage_sft), ('bench', stage_bench)]
+          ('sft', stage_sft), ('bench', stage_bench), ('gguf', stage_gguf)]
 
 # %% ../nbs/80_quickstart.ipynb #c008
 def quickstart(cfg: QuickstartConfig | None = None) -> dict:
