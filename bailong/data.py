@@ -13,12 +13,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['TEXT_SUFFIXES', 'COMPRESSED', 'META_FIELDS', 'CJK_RE', 'SCRIPTS', 'PART_BYTES', 'GENERAL_MIX', 'DataError',
-           'shared_path', 'sample_path', 'sentencepiece_base', 'resolve_source', 'stream_records', 'stream_docs',
-           'is_prepared', 'corpus_files', 'read_corpus', 'clean_text', 'clean_corpus', 'cjk_count', 'char_script',
-           'script_of', 'script_shares', 'to_traditional', 'dedup_exact', 'dedup_near', 'train_valid_split',
-           'corpus_stats', 'PrepareConfig', 'prepare_corpus', 'format_report', 'refuse_existing', 'atomic_dir',
-           'pack_corpus', 'plan_parts', 'ReadCorpus', 'Tally', 'Clean', 'ToTraditional', 'char_shingles',
+__all__ = ['TEXT_SUFFIXES', 'COMPRESSED', 'META_FIELDS', 'CJK_RE', 'SCRIPTS', 'PART_BYTES', 'COMPRESSION', 'GENERAL_MIX',
+           'DataError', 'shared_path', 'sample_path', 'sentencepiece_base', 'resolve_source', 'stream_records',
+           'stream_docs', 'is_prepared', 'corpus_files', 'read_corpus', 'clean_text', 'clean_corpus', 'cjk_count',
+           'char_script', 'script_of', 'script_shares', 'to_traditional', 'dedup_exact', 'dedup_near',
+           'train_valid_split', 'corpus_stats', 'PrepareConfig', 'prepare_corpus', 'format_report', 'refuse_existing',
+           'atomic_dir', 'pack_corpus', 'plan_parts', 'ReadCorpus', 'Tally', 'Clean', 'ToTraditional', 'char_shingles',
            'CharMinhashSignature', 'lsh_bands', 'in_valid', 'MarkSplit', 'parse_mix', 'mix_key', 'Mix',
            'prepare_stages', 'run_stage', 'prepare_report', 'prepare', 'FastDocumentTokenizer', 'tokenizer_hash',
            'token_dtype', 'TokenizeConfig', 'tokenize_corpus', 'is_token_dir', 'TokenShards']
@@ -416,7 +416,8 @@ def _write_tally(tally_dir, step: str, rank: int, counts: dict):
     d = Path(tally_dir)/step; d.mkdir(parents=True, exist_ok=True)
     (d/f'{rank:05d}.json').write_text(json.dumps(counts))
 
-PART_BYTES = 16 * 2**20  # a file is read in parts of about this size, so that workers share a large file
+PART_BYTES = 16 * 2**20  # a file is read in parts of about this much text, so that workers share a large file
+COMPRESSION = 3          # text per byte of a .gz/.zst file, about (zh-TW JSONL): its parts are counted in text
 
 def _parts_per_file(sizes: list, tasks: int) -> list[int]:
     "How many parts of each file make `tasks` units in all: proportional to the sizes (largest remainder), at least one each."
@@ -431,7 +432,7 @@ def plan_parts(files: list, tasks: int = 0) -> list:
     of each file; fewer tasks than files: whole files (a task reads several); more: the files split to make `tasks` units.
     They depend on the files and `tasks` only, never on the number of workers, so neither does the output."""
     splittable = lambda f: Path(f).is_file() and _format_of(Path(f)) != ''
-    sizes = [os.path.getsize(f) if splittable(f) else 0 for f in files]
+    sizes = [os.path.getsize(f) * (COMPRESSION if Path(f).suffix in COMPRESSED else 1) if splittable(f) else 0 for f in files]
     if tasks and tasks <= len(files): return list(files)
     parts = _parts_per_file(sizes, tasks) if tasks else [max(1, -(-s // PART_BYTES)) for s in sizes]
     return [f if n == 1 else (f, k, n) for f, n in zip(files, parts) for k in range(n)]
