@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_mc.ipynb #c004
 from __future__ import annotations
-import csv, io, json, math, os, random, re, time
+import csv, io, json, math, random, re, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
