@@ -83,7 +83,8 @@ class ExtendConfig:
         if self.method not in ('bailong', 'naive'): raise DataError(f"method={self.method!r}: expected 'bailong' or 'naive'")
         if self.n_new < 1: raise DataError(f"n_new={self.n_new}: expected a positive number of pieces to add")
         _check_numbers(self, {'char_share': '[0,1]', 'max_chars': '>=0', 'n_prefixed': '>=0', 'lexicon_chars': '>=0',
-                             'lexicon_power': '>0', 'max_piece_chars': '>=1', 'threads': '>=1'})
+                             'lexicon_power': '>0', 'max_piece_chars': '>=1', 'sample_chars': '>=1',
+                             'bpe_sample_chars': '>=1', 'threads': '>=1'})
 
 # %% ../nbs/01_tokenizer.ipynb #c026
 def lexicon_share(docs, cfg: ExtendConfig) -> float:
