@@ -20,7 +20,7 @@ def test_packaged_data_is_small_and_licensed():
     from bailong.data import sample_path, read_corpus, script_shares
     assets = sample_path('.')
     data = [p for p in assets.rglob('*') if p.is_file() and p.parent.name != 'licenses' and p.name != 'NOTICE' and '__pycache__' not in p.parts]
-    assert sum(p.stat().st_size for p in data) <= 3_000_000
+    assert sum(p.stat().st_size for p in data) <= 4_500_000  # a few MB: the general sample is 2.3 MB of it
     notice = sample_path('NOTICE').read_text()
     for p in data: assert p.name in notice, f'{p.relative_to(assets)} has no source and licence in assets/NOTICE'
     for lic in ('Mozilla Public License', 'CC BY-SA 4.0', 'Apache License, Version 2.0'): assert lic in notice

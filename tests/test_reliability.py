@@ -1,4 +1,4 @@
-"""Issue 27, part A: never lose a user's files. Each test is a probe that lost or changed a user's data before the fix,
+"""Reliability of files: never lose a user's files (tests/test_reliability_run.py holds the run probes). Each test is a probe that lost or changed a user's data before the fix,
 the critical ones first: one output contract for every writer (never the current folder, one above it, the home folder
 or an input; a non-empty output replaced only with --overwrite and only when it is the command's own kind; the new
 output complete before the old goes; permissions and umask kept; killed runs' temporaries cleaned), appendable files

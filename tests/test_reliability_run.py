@@ -1,4 +1,4 @@
-"""Issue 27, part B: checkpoints that cannot run code, numbers checked where the config is, the API key kept out of every
+"""Reliability of runs (tests/test_reliability.py holds the file contract): checkpoints that cannot run code, numbers checked where the config is, the API key kept out of every
 message, one top-level error handler (one line, exit 2; tracebacks only with --debug), Ctrl-C during training, and the
 Colab cells pinned to this release. Bad inputs run in this process (`cli`); the training and key probes are real runs:
 a subprocess CLI on the tiny example config, and an HTTP server on 127.0.0.1 that echoes the key."""
