@@ -41,7 +41,7 @@ most 600 s, and brings back what $OUT holds):
 3. copy `gpu_suite_<device>.json` from the reply's files_at to `benchmarks/results/` (h200, h100 ...), and give the
    machine back.
 """
-import argparse, json, os, platform, re, shutil, subprocess, sys, tempfile, time
+import argparse, json, os, platform, re, shutil, signal, subprocess, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -183,14 +183,18 @@ def run(name: str, cmd: list, cap: float, log, vllm: bool = False) -> tuple[dict
     "One part in its own process under `cap` seconds; its output goes to the log, its status and time to the record."
     t = time.perf_counter()
     log.write(f'\n===== {name}: {" ".join(map(str, cmd))}\n'); log.flush()
+    # a session of its own, so that a part over its cap is ended with everything it started (the quickstart's judge
+    # server, a vLLM engine), not just its first process
+    p = subprocess.Popen(list(map(str, cmd)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=child_env(vllm), cwd=ROOT, start_new_session=True)
     try:
-        p = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, timeout=cap, env=child_env(vllm),
-                           cwd=ROOT)
-        out, status, rec = p.stdout + p.stderr, 'ok' if p.returncode == 0 else 'failed', {}
-        if p.returncode: rec['error'] = f'exit {p.returncode}: ' + (p.stderr.strip().splitlines() or ['?'])[-1][:300]
-    except subprocess.TimeoutExpired as e:  # its output so far, which Python hands back as bytes even with text=True
-        out = e.stdout.decode(errors='replace') if isinstance(e.stdout, bytes) else e.stdout or ''
-        status, rec = 'timed out', {'error': f'over its cap of {cap:.0f} s'}
+        stdout, stderr = p.communicate(timeout=cap)
+        out, status, rec = stdout + stderr, 'ok' if p.returncode == 0 else 'failed', {}
+        if p.returncode: rec['error'] = f'exit {p.returncode}: ' + (stderr.strip().splitlines() or ['?'])[-1][:300]
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        stdout, stderr = p.communicate()  # its output so far
+        out, status, rec = stdout + stderr, 'timed out', {'error': f'over its cap of {cap:.0f} s'}
     log.write(out); log.flush()
     return {'status': status, 'seconds': round(time.perf_counter() - t, 1), **rec}, out
 
