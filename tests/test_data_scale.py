@@ -83,7 +83,7 @@ def test_tokenize_bad_inputs(tmp_path, shards_input):
              'vocabulary larger than the dtype': (['--input', shards_input, '--tokenizer', tmp_path/'big', '--dtype', 'uint16'],
                                                   "70,000 tokens, more than uint16's 65,536 ids"),
              'unknown dtype': (['--input', shards_input, '--dtype', 'int8'], "dtype='int8'"),
-             'missing tokenizer': (['--input', shards_input, '--tokenizer', tmp_path/'nope'], 'could not be loaded')}
+             'missing tokenizer': (['--input', shards_input, '--tokenizer', tmp_path/'nope'], 'not found (no such file or directory)')}
     for name, (args, message) in cases.items():
         args = ['--tokenizer', tok, *args] if '--tokenizer' not in args else args
         rc, err = cli('data', 'tokenize', *args, '--out', tmp_path/'out')
