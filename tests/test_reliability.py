@@ -142,6 +142,7 @@ def test_a_killed_runs_temporaries_are_cleaned_by_the_next_run(tmp_path, monkeyp
 
 def test_a_one_line_note_given_as_answer_or_judgment_out_survives_byte_for_byte(tmp_path):
     note = tmp_path/'note.txt'; note.write_bytes('remember: 買牛奶'.encode())
+    (tmp_path/'no-model').mkdir()  # a folder that exists: the output is refused before any model is loaded
     rc, err = cli('bench', 'answer', '--questions', 'bailong:zh_tw_bench', '--model', tmp_path/'no-model', '--out', note)
     assert rc == 2 and 'not an answer file' in err, err
     answers = _answers(tmp_path, 1)
