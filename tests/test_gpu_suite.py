@@ -29,5 +29,5 @@ def test_gpu_suite_dry_run(tmp_path):
     # float32 on a small model: batched answers are the loop's, token for token
     assert rows['batched (bs 4)']['identical'] == 4 and rows['batched (bs 4)']['share_first_32_identical'] == 1.0
     qs = rec['parts']['quickstart']
-    assert set(qs['stage_seconds']) == {'data', 'tokenizer', 'embeddings', 'pretrain', 'sft', 'bench'}
+    assert set(qs['stage_seconds']) == {'data', 'tokenizer', 'embeddings', 'pretrain', 'sft', 'bench', 'gguf'}
     assert qs['device'] == 'cpu' and qs['summary']['bench']['answered'] == 3
