@@ -232,7 +232,7 @@ def export_gguf(model_dir, out, type: str = 'f16', overwrite: bool = False) -> d
                         f"{cfg['vocab_size']} rows; "
                         "resize the model to the tokenizer before merging (bailong embeddings init)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    t0, tmp = time.perf_counter(), out.with_name(f'.{out.name}.tmp-{os.getpid()}')
+    t0, tmp = time.perf_counter(), out.with_name(f'.{out.name}.bailong-tmp-{os.getpid()}')
     try:
         _convert(model_dir, tmp, type)
         modelfile.with_name(tmp.name + '.Modelfile').write_text(ollama_modelfile(tok, out.name), encoding='utf-8')
